@@ -1,0 +1,57 @@
+# The registry's commands. `make help` lists them; CI calls the same targets people use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# make test runs against the local PostgreSQL and Redis unless told otherwise.
+TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/rempart)
+TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/14)
+TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	SECRET_KEY=test-only-secret-key KEY_PEPPER=test-only-pepper DEBUG=0 SECURE_SSL_REDIRECT=0
+
+.PHONY: help install run test lint format bench migrations clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml deploy/requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create the virtual environment and install the pinned dependencies
+
+run: install ## Set up and serve on http://127.0.0.1:8000 (SQLite and inline tasks unless configured)
+	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input
+	DEBUG=$${DEBUG:-1} $(PY) manage.py partner_create demo --scopes match,sync,feedback,submit --if-absent
+	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install ## Run the whole suite against PostgreSQL and Redis
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff, mypy --strict, and a check that no migration is missing
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DEBUG=1 $(VENV)/bin/mypy .
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+format: install ## Format and auto-fix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install ## Benchmark the match index against faiss and brute force; prints a table
+	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[bench]'
+	$(PY) -m tests.benchmarks.bench_matching $(BENCH_ARGS)
+
+migrations: install ## Write migrations for model changes
+	DEBUG=1 $(PY) manage.py makemigrations
+
+clean: ## Remove the virtual environment and local data
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,60 @@
+"""Partner platforms and their API keys.
+
+A key is shown once, at issue. The registry keeps only a non-secret lookup id and an
+HMAC-SHA256 digest of the whole key under a server-side pepper (``KEY_PEPPER``), so a copy of
+the database lets nobody call the API, and a key check costs one indexed read and one HMAC.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Partner(models.Model):
+    """A platform (social network, AI image editor, helpline) that uses the registry."""
+
+    name = models.CharField(max_length=100, unique=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PartnerKeyQuerySet(models.QuerySet["PartnerKey"]):
+    def usable(self) -> PartnerKeyQuerySet:
+        """Keys that authenticate now: not revoked, not expired, of an active partner."""
+        now = timezone.now()
+        return self.filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+            revoked_at__isnull=True,
+            partner__is_active=True,
+        )
+
+
+class PartnerKey(models.Model):
+    """One API key of a partner: ``rmp_<lookup id>_<secret>``, stored as a peppered digest."""
+
+    class Scope(models.TextChoices):
+        MATCH = "match", "Match hashes"
+        SYNC = "sync", "Receive the hash list"
+        FEEDBACK = "feedback", "Report feedback on matches"
+        SUBMIT = "submit", "Submit hashes"
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="keys")
+    lookup_id = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PartnerKeyQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.partner} key {self.lookup_id}"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes

@@ -1,0 +1,117 @@
+"""Django admin for the registry's records: read-only evidence, no secrets, hashes truncated.
+
+Nothing is deleted from here: erasure goes through the withdrawal service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from registry.models import AuditEvent, Case, Change, ConsentRecord, ImageHash, RegisteredImage
+from registry.pdq import truncated
+
+
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
+    """An admin that shows records and never adds, changes or deletes them."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline[Any, Any]):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ConsentInline(ReadOnlyInline):
+    model = ConsentRecord
+    readonly_fields = (
+        "scope",
+        "depicted_or_acting_for",
+        "rights_to_register",
+        "minor_depicted",
+        "terms_version",
+        "language",
+        "created_at",
+    )
+    fields = readonly_fields
+
+
+class ImageInline(ReadOnlyInline):
+    model = RegisteredImage
+    readonly_fields = ("quality", "status", "created_at", "withdrawn_at")
+    fields = readonly_fields
+
+
+@admin.register(Case)
+class CaseAdmin(ReadOnlyAdmin):
+    list_display = ["reference", "status", "scope", "image_count", "created_at", "withdrawn_at"]
+    list_filter = ["status", "consent__scope", "created_at"]
+    search_fields = ["reference"]
+    # secret_digest is deliberately absent: not even its digest is shown.
+    readonly_fields = ("reference", "status", "created_at", "withdrawn_at")
+    fields = readonly_fields
+    inlines = [ConsentInline, ImageInline]
+
+    @admin.display(description="scope")
+    def scope(self, obj: Case) -> str:
+        return obj.consent.scope
+
+    @admin.display(description="images")
+    def image_count(self, obj: Case) -> int:
+        return obj.images.count()
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("consent")
+
+
+class HashInline(ReadOnlyInline):
+    model = ImageHash
+    readonly_fields = ("variant", "hash_prefix")
+    fields = readonly_fields
+    show_change_link = False
+
+    @admin.display(description="hash (truncated)")
+    def hash_prefix(self, obj: ImageHash) -> str:
+        return truncated(bytes(obj.value))
+
+
+@admin.register(RegisteredImage)
+class RegisteredImageAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "case", "quality", "status", "created_at", "withdrawn_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["case__reference"]
+    readonly_fields = ("case", "quality", "status", "created_at", "withdrawn_at")
+    fields = readonly_fields
+    inlines = [HashInline]
+
+
+@admin.register(Change)
+class ChangeAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "kind", "image", "created_at"]
+    list_filter = ["kind"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "action", "actor", "subject"]
+    list_filter = ["action", "created_at"]
+    search_fields = ["subject", "actor"]
+    readonly_fields = ("created_at", "action", "actor", "subject", "details")
+    fields = readonly_fields

@@ -1,0 +1,231 @@
+"""The registry's domain model. PostgreSQL is the source of truth; the match index is derived.
+
+A person opens a *case* and, under a *consent record*, registers *images*; each image holds the
+PDQ *hashes* of its eight dihedral variants. Every addition and withdrawal is appended to the
+*change* sequence, which drives the freshness of every process's index and the partners' sync
+feed. Every write that matters is on the *audit* record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import Exact
+
+from registry.pdq import DIHEDRAL_VARIANTS, HASH_BYTES, truncated
+
+
+class Case(models.Model):
+    """One person's registration: a public reference, a secret known only to them, a status.
+
+    The secret is stored only as an Argon2 digest. Nothing here identifies the person.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        WITHDRAWN = "withdrawn"
+
+    reference = models.CharField(max_length=20, unique=True)
+    secret_digest = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField()
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(status="active", withdrawn_at__isnull=True))
+                | Q(status="withdrawn", withdrawn_at__isnull=False),
+                name="case_withdrawn_at_matches_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class ConsentRecord(models.Model):
+    """What the person attested when they opened the case; immutable once written.
+
+    A database trigger refuses any UPDATE or DELETE, so the record stays evidence.
+    """
+
+    class Scope(models.TextChoices):
+        INTIMATE = "intimate", "Intimate image: do not publish"
+        NO_SEXUAL_EDIT = "no_sexual_edit", "Ordinary photo: no sexualised AI edits"
+
+    class Language(models.TextChoices):
+        ENGLISH = "en", "English"
+        FRENCH = "fr", "Français"
+
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="consent")
+    scope = models.CharField(max_length=32, choices=Scope.choices)
+    depicted_or_acting_for = models.BooleanField()
+    rights_to_register = models.BooleanField()
+    minor_depicted = models.BooleanField()
+    terms_version = models.CharField(max_length=32)
+    language = models.CharField(max_length=8, choices=Language.choices)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # A registration without both attestations is never valid evidence of consent.
+            models.CheckConstraint(
+                condition=Q(depicted_or_acting_for=True, rights_to_register=True),
+                name="consent_attested",
+            ),
+            models.CheckConstraint(
+                condition=Q(scope__in=["intimate", "no_sexual_edit"]), name="consent_scope_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consent for {self.case_id} ({self.scope})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("A consent record is immutable once written.")
+        super().save(*args, **kwargs)
+
+
+class RegisteredImageQuerySet(models.QuerySet["RegisteredImage"]):
+    def matchable(self) -> RegisteredImageQuerySet:
+        """Images whose hashes partners may match: active, in an active case."""
+        return self.filter(status=RegisteredImage.Status.ACTIVE, case__status=Case.Status.ACTIVE)
+
+
+class RegisteredImage(models.Model):
+    """A photo registered in a case, known only by its PDQ quality and hashes.
+
+    The photo itself never reaches the registry.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        WITHDRAWN = "withdrawn"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="images")
+    quality = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField()
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RegisteredImageQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(quality__lte=100), name="image_quality_range"),
+            models.CheckConstraint(
+                condition=(Q(status="active", withdrawn_at__isnull=True))
+                | Q(status="withdrawn", withdrawn_at__isnull=False),
+                name="image_withdrawn_at_matches_status",
+            ),
+        ]
+        indexes = [models.Index(fields=["case", "status"], name="image_case_status")]
+
+    def __str__(self) -> str:
+        return f"Image {self.pk} of {self.case_id}"
+
+
+class ImageHashQuerySet(models.QuerySet["ImageHash"]):
+    def matchable(self) -> ImageHashQuerySet:
+        """Hashes of matchable images (see RegisteredImageQuerySet.matchable)."""
+        return self.filter(
+            image__status=RegisteredImage.Status.ACTIVE,
+            image__case__status=Case.Status.ACTIVE,
+        )
+
+
+class ImageHash(models.Model):
+    """One PDQ hash of a registered image: the 32 bytes of one variant (original, rotations...)."""
+
+    class Variant(models.TextChoices):
+        ORIGINAL = "original"
+        ROT90 = "rot90"
+        ROT180 = "rot180"
+        ROT270 = "rot270"
+        FLIP_TB = "flip_tb"
+        FLIP_LR = "flip_lr"
+        TRANSPOSE = "transpose"
+        ANTITRANSPOSE = "antitranspose"
+
+    image = models.ForeignKey(RegisteredImage, on_delete=models.PROTECT, related_name="hashes")
+    # Room for other kinds of variant later (another algorithm, a crop): a label, not an index.
+    variant = models.CharField(max_length=32, choices=Variant.choices)
+    value = models.BinaryField(max_length=HASH_BYTES)
+
+    objects = ImageHashQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "variant"], name="hash_one_per_variant"),
+            models.CheckConstraint(
+                condition=Exact(Length("value"), HASH_BYTES), name="hash_is_32_bytes"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.variant} {truncated(bytes(self.value))}"
+
+
+assert tuple(ImageHash.Variant.values) == DIHEDRAL_VARIANTS
+
+
+class Change(models.Model):
+    """One entry of the change sequence: an image became matchable, or stopped being matchable.
+
+    The primary key is the sequence number. Writers take a transaction-level lock before
+    appending (see services._changes_append), so sequence numbers become visible in commit order
+    and a reader that has seen number N has seen every number below it.
+    """
+
+    class Kind(models.TextChoices):
+        ADDED = "added"
+        WITHDRAWN = "withdrawn"
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    image = models.ForeignKey(RegisteredImage, on_delete=models.PROTECT, related_name="changes")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["image"], name="change_image")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} image {self.image_id}"
+
+
+class AuditEvent(models.Model):
+    """An append-only record of something done: by whom (a role and an id), to what, when.
+
+    Never a hash, a secret or an IP address. A database trigger refuses UPDATE and DELETE.
+    """
+
+    class Action(models.TextChoices):
+        CASE_CREATED = "case.created"
+        CASE_IMAGES_ADDED = "case.images_added"
+        CASE_WITHDRAWN = "case.withdrawn"
+        PARTNER_CREATED = "partner.created"
+        PARTNER_KEY_ISSUED = "partner.key_issued"
+        PARTNER_KEY_REVOKED = "partner.key_revoked"
+
+    created_at = models.DateTimeField()
+    action = models.CharField(max_length=64, choices=Action.choices)
+    # Who acted: "person", "partner:<id>", "staff:<id>" or "system".
+    actor = models.CharField(max_length=64)
+    # What it was done to: "case:<reference>", "partner:<id>", "key:<lookup id>".
+    subject = models.CharField(max_length=64)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["subject", "created_at"], name="audit_subject_time")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.subject}"

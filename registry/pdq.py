@@ -1,0 +1,178 @@
+"""PDQ hashes as the registry accepts them: parsing, validation and distance.
+
+Pure Python with no Django import, so that the partner client and the tests use the same rules
+as the service. A PDQ hash is 256 bits, written as 64 hexadecimal digits whose first digit carries
+bits 255..252; stored as the 32 bytes of that text, in order. PDQ sets a bit for each DCT
+coefficient strictly above the median of 256, so a real hash has exactly 128 bits set unless
+values tie: more than 128 is impossible, and far fewer means a forged or degenerate hash.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+HASH_BITS = 256
+HASH_BYTES = 32
+HASH_HEX_DIGITS = 64
+# A match is a Hamming distance of at most this many bits (Meta's recommended PDQ threshold).
+MATCH_DISTANCE = 31
+# Fewer bits set than this cannot come from a real image of usable quality: PDQ thresholds at the
+# median, so only ties (flat regions of the DCT) lower the count below 128.
+MIN_BITS_SET = 96
+MAX_BITS_SET = 128
+# Photos below this quality are too plain or too small to be protected reliably.
+MIN_QUALITY = 50
+MAX_QUALITY = 100
+
+# The eight dihedral variants, in the order pdqhash.compute_dihedral returns them.
+DIHEDRAL_VARIANTS: tuple[str, ...] = (
+    "original",
+    "rot90",
+    "rot180",
+    "rot270",
+    "flip_tb",
+    "flip_lr",
+    "transpose",
+    "antitranspose",
+)
+
+_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
+class HashError(enum.StrEnum):
+    """Stable codes for each reason a hash or an image's hash set is refused."""
+
+    MALFORMED = "hash_malformed"
+    ALL_ZERO = "hash_all_zero"
+    TOO_MANY_BITS = "hash_too_many_bits"
+    TOO_FEW_BITS = "hash_too_few_bits"
+    QUALITY_INVALID = "quality_invalid"
+    QUALITY_TOO_LOW = "quality_too_low"
+    VARIANT_COUNT = "hash_variant_count"
+
+
+_MESSAGES: dict[HashError, str] = {
+    HashError.MALFORMED: "A PDQ hash is exactly 64 hexadecimal digits.",
+    HashError.ALL_ZERO: "The all-zero hash comes from a blank or unreadable image.",
+    HashError.TOO_MANY_BITS: "A PDQ hash has at most 128 bits set.",
+    HashError.TOO_FEW_BITS: f"A PDQ hash of a real photo has at least {MIN_BITS_SET} bits set.",
+    HashError.QUALITY_INVALID: "Quality is a whole number from 0 to 100.",
+    HashError.QUALITY_TOO_LOW: f"Photos of quality below {MIN_QUALITY} are too plain to protect.",
+    HashError.VARIANT_COUNT: "Each image needs its 8 dihedral hashes, the original first.",
+}
+
+
+class InvalidHash(ValueError):  # noqa: N818 - reads as the domain's word, like Django's ValidationError
+    """A hash, a quality or a set of variants that the registry refuses.
+
+    ``code`` is a stable machine-readable reason; ``index`` locates the offending value in a
+    list when there is one.
+    """
+
+    def __init__(self, code: HashError, index: int | None = None) -> None:
+        super().__init__(_MESSAGES[code])
+        self.code = code
+        self.index = index
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self.code]
+
+
+def popcount(value: bytes) -> int:
+    """Return the number of bits set in ``value``."""
+    return int.from_bytes(value, "big").bit_count()
+
+
+def distance(a: bytes, b: bytes) -> int:
+    """Return the Hamming distance between two 32-byte hashes."""
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
+
+
+def parse_hash(text: object) -> bytes:
+    """Parse and validate one hash in text form; return its 32 bytes.
+
+    Accepts upper or lower case. Raises InvalidHash for anything that is not 64 hex digits, for
+    the all-zero hash, and for a count of bits set that no real PDQ hash has.
+    """
+    if not isinstance(text, str) or not _HEX.fullmatch(text):
+        raise InvalidHash(HashError.MALFORMED)
+    value = bytes.fromhex(text)
+    check_bits(value)
+    return value
+
+
+def check_bits(value: bytes) -> None:
+    """Raise InvalidHash unless ``value`` has a count of bits set that a real PDQ hash can have."""
+    bits = popcount(value)
+    if bits == 0:
+        raise InvalidHash(HashError.ALL_ZERO)
+    if bits > MAX_BITS_SET:
+        raise InvalidHash(HashError.TOO_MANY_BITS)
+    if bits < MIN_BITS_SET:
+        raise InvalidHash(HashError.TOO_FEW_BITS)
+
+
+def format_hash(value: bytes) -> str:
+    """Return the text form (64 lowercase hex digits) of a 32-byte hash."""
+    if len(value) != HASH_BYTES:
+        raise InvalidHash(HashError.MALFORMED)
+    return value.hex()
+
+
+def parse_quality(value: object) -> int:
+    """Validate a PDQ quality (an integer from 0 to 100, at least MIN_QUALITY to be accepted)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidHash(HashError.QUALITY_INVALID)
+    if not 0 <= value <= MAX_QUALITY:
+        raise InvalidHash(HashError.QUALITY_INVALID)
+    if value < MIN_QUALITY:
+        raise InvalidHash(HashError.QUALITY_TOO_LOW)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class DihedralHashes:
+    """The eight hashes of one image, in DIHEDRAL_VARIANTS order, and its quality."""
+
+    hashes: tuple[bytes, ...]
+    quality: int
+
+    def by_variant(self) -> list[tuple[str, bytes]]:
+        return list(zip(DIHEDRAL_VARIANTS, self.hashes, strict=True))
+
+
+def parse_dihedral(hashes: object, quality: object) -> DihedralHashes:
+    """Parse one image's 8 dihedral hashes (original first) and its quality.
+
+    Raises InvalidHash; for a bad hash, ``index`` is its position in ``hashes``.
+    """
+    if not isinstance(hashes, Sequence) or isinstance(hashes, str | bytes):
+        raise InvalidHash(HashError.VARIANT_COUNT)
+    if len(hashes) != len(DIHEDRAL_VARIANTS):
+        raise InvalidHash(HashError.VARIANT_COUNT)
+    parsed: list[bytes] = []
+    for index, text in enumerate(hashes):
+        try:
+            parsed.append(parse_hash(text))
+        except InvalidHash as error:
+            raise InvalidHash(error.code, index=index) from None
+    return DihedralHashes(hashes=tuple(parsed), quality=parse_quality(quality))
+
+
+def fingerprint(value: bytes) -> str:
+    """Return a short label of a hash for receipts (12 hex digits of its SHA-256).
+
+    A digest rather than a prefix, so that a receipt reveals none of the hash's bits, yet a person
+    who hashes the same photo again can recompute it and tell their photos apart.
+    """
+    return hashlib.sha256(value).hexdigest()[:12]
+
+
+def truncated(value: bytes) -> str:
+    """Return the first 8 hex digits of a hash followed by an ellipsis, for the admin."""
+    return value.hex()[:8] + "\u2026"

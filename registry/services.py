@@ -1,0 +1,295 @@
+"""Every write of the registry's domain: cases, consent, images, withdrawal, audit.
+
+Each service is one transaction: it writes all its rows or none, appends to the change sequence
+and to the audit record, and enqueues follow-up work only once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from registry import codes
+from registry.exceptions import CaseAccessDenied, CaseWithdrawn, InvalidInput, TooManyImages
+from registry.models import AuditEvent, Case, Change, ConsentRecord, ImageHash, RegisteredImage
+from registry.pdq import DihedralHashes
+
+logger = logging.getLogger(__name__)
+
+# Any constant will do: it names the lock that orders appends to the change sequence.
+_CHANGE_SEQUENCE_LOCK = 0x52454D50  # "REMP"
+_TERMS_VERSION_MAX = 32
+# A valid Argon2 digest of a secret nobody knows, checked when a reference is unknown so that
+# an unknown reference costs the same time as a wrong secret.
+_DUMMY_SECRET_DIGEST: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attestations:
+    """What the person attests when registering."""
+
+    depicted_or_acting_for: bool
+    rights_to_register: bool
+    minor_depicted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CaseCreated:
+    """A new case and its secret, which is never stored in clear and never shown again."""
+
+    case: Case
+    secret: str
+
+
+def audit_event_record(
+    *, action: str, actor: str, subject: str, details: dict[str, Any] | None = None
+) -> AuditEvent:
+    """Append one event to the audit record (inside the caller's transaction).
+
+    ``details`` must hold counts, scopes and identifiers only: never a hash, a secret or an IP
+    address.
+    """
+    return AuditEvent.objects.create(
+        created_at=timezone.now(),
+        action=action,
+        actor=actor,
+        subject=subject,
+        details=details or {},
+    )
+
+
+def _changes_append(*, image_ids: Sequence[int], kind: str) -> None:
+    """Append one change per image, in a single statement, after taking the sequence lock.
+
+    Holding a transaction-level lock from the append until commit means sequence numbers become
+    visible in the order they were allocated: a reader never sees N+1 before N. Callers append
+    last, so the lock is held only for the end of their transaction.
+    """
+    if not image_ids:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHANGE_SEQUENCE_LOCK])
+    now = timezone.now()
+    Change.objects.bulk_create(
+        [Change(kind=kind, image_id=image_id, created_at=now) for image_id in image_ids]
+    )
+
+
+def _images_insert(*, case: Case, images: Sequence[DihedralHashes]) -> list[int]:
+    now = timezone.now()
+    created = RegisteredImage.objects.bulk_create(
+        [RegisteredImage(case=case, quality=image.quality, created_at=now) for image in images]
+    )
+    ImageHash.objects.bulk_create(
+        [
+            ImageHash(image=row, variant=variant, value=value)
+            for row, image in zip(created, images, strict=True)
+            for variant, value in image.by_variant()
+        ]
+    )
+    return [row.pk for row in created]
+
+
+def _check_image_count(count: int) -> None:
+    if count < 1:
+        raise InvalidInput("images_required", "Register at least one photo.")
+    if count > settings.REGISTRY_MAX_IMAGES_PER_REQUEST:
+        raise TooManyImages(
+            details={"max_images_per_request": settings.REGISTRY_MAX_IMAGES_PER_REQUEST}
+        )
+
+
+def case_create(
+    *,
+    scope: str,
+    attestations: Attestations,
+    terms_version: str,
+    language: str,
+    images: Sequence[DihedralHashes],
+) -> CaseCreated:
+    """Open a case: the case, its consent record, its images and hashes, in one transaction.
+
+    ``images`` are already parsed and validated (registry.pdq.parse_dihedral). Appends one
+    ``added`` change per image and a ``case.created`` audit event. Returns the case and its new
+    secret, shown to the person once and stored only as an Argon2 digest.
+
+    Raises InvalidInput for an unknown scope or language, a missing attestation or a bad terms
+    version, and TooManyImages.
+    """
+    if scope not in ConsentRecord.Scope.values:
+        raise InvalidInput("scope_invalid", "Scope is 'intimate' or 'no_sexual_edit'.")
+    if language not in ConsentRecord.Language.values:
+        raise InvalidInput("language_invalid", "Language is 'fr' or 'en'.")
+    if not (attestations.depicted_or_acting_for and attestations.rights_to_register):
+        raise InvalidInput(
+            "attestation_required",
+            "You must attest that you are the person depicted or act for them, and that the "
+            "photos are yours to register.",
+        )
+    if not terms_version or len(terms_version) > _TERMS_VERSION_MAX:
+        raise InvalidInput("terms_version_invalid", "Terms version is 1 to 32 characters.")
+    _check_image_count(len(images))
+
+    secret = codes.new_secret()
+    secret_digest = make_password(secret)  # Slow by design: done before the transaction opens.
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                case = _case_insert(
+                    secret_digest=secret_digest,
+                    scope=scope,
+                    attestations=attestations,
+                    terms_version=terms_version,
+                    language=language,
+                    images=images,
+                )
+            break
+        except _ReferenceTakenError:
+            continue
+    else:  # pragma: no cover - 50 random bits colliding five times running
+        raise RuntimeError("Could not allocate a unique case reference.")
+    logger.info("case created with %d image(s)", len(images))
+    return CaseCreated(case=case, secret=secret)
+
+
+class _ReferenceTakenError(Exception):
+    pass
+
+
+def _case_insert(
+    *,
+    secret_digest: str,
+    scope: str,
+    attestations: Attestations,
+    terms_version: str,
+    language: str,
+    images: Sequence[DihedralHashes],
+) -> Case:
+    now = timezone.now()
+    try:
+        case = Case.objects.create(
+            reference=codes.new_reference(), secret_digest=secret_digest, created_at=now
+        )
+    except IntegrityError as error:  # The only unique column is the reference.
+        raise _ReferenceTakenError from error
+    ConsentRecord.objects.create(
+        case=case,
+        scope=scope,
+        depicted_or_acting_for=attestations.depicted_or_acting_for,
+        rights_to_register=attestations.rights_to_register,
+        minor_depicted=attestations.minor_depicted,
+        terms_version=terms_version,
+        language=language,
+        created_at=now,
+    )
+    image_ids = _images_insert(case=case, images=images)
+    audit_event_record(
+        action=AuditEvent.Action.CASE_CREATED,
+        actor="person",
+        subject=f"case:{case.reference}",
+        details={
+            "scope": scope,
+            "images": len(images),
+            "minor_depicted": attestations.minor_depicted,
+        },
+    )
+    _changes_append(image_ids=image_ids, kind=Change.Kind.ADDED)
+    return case
+
+
+def case_add_images(*, case: Case, images: Sequence[DihedralHashes]) -> list[RegisteredImage]:
+    """Add photos to an active case, under its consent record, in one transaction.
+
+    Appends one ``added`` change per image and a ``case.images_added`` audit event. Raises
+    CaseWithdrawn for a withdrawn case and TooManyImages past the per-request or per-case limit.
+    """
+    _check_image_count(len(images))
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        if not locked.is_active:
+            raise CaseWithdrawn
+        existing = locked.images.count()
+        if existing + len(images) > settings.REGISTRY_MAX_IMAGES_PER_CASE:
+            raise TooManyImages(
+                details={"max_images_per_case": settings.REGISTRY_MAX_IMAGES_PER_CASE}
+            )
+        image_ids = _images_insert(case=locked, images=images)
+        audit_event_record(
+            action=AuditEvent.Action.CASE_IMAGES_ADDED,
+            actor="person",
+            subject=f"case:{locked.reference}",
+            details={"images": len(images)},
+        )
+        _changes_append(image_ids=image_ids, kind=Change.Kind.ADDED)
+    logger.info("case images added: %d", len(images))
+    return list(RegisteredImage.objects.filter(pk__in=image_ids).order_by("pk"))
+
+
+def case_withdraw(*, case: Case) -> bool:
+    """Withdraw a case: its images stop being matchable when this transaction commits.
+
+    Idempotent: withdrawing a withdrawn case changes nothing and returns False; otherwise marks
+    the case and its active images withdrawn, appends one ``withdrawn`` change per image and a
+    ``case.withdrawn`` audit event, and returns True. The hashes stay stored until retention
+    deletes them, so that partners still receive the withdrawal.
+    """
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        if not locked.is_active:
+            return False
+        now = timezone.now()
+        image_ids = list(
+            locked.images.filter(status=RegisteredImage.Status.ACTIVE)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        RegisteredImage.objects.filter(pk__in=image_ids).update(
+            status=RegisteredImage.Status.WITHDRAWN, withdrawn_at=now
+        )
+        locked.status = Case.Status.WITHDRAWN
+        locked.withdrawn_at = now
+        locked.save(update_fields=["status", "withdrawn_at"])
+        audit_event_record(
+            action=AuditEvent.Action.CASE_WITHDRAWN,
+            actor="person",
+            subject=f"case:{locked.reference}",
+            details={"images": len(image_ids)},
+        )
+        _changes_append(image_ids=image_ids, kind=Change.Kind.WITHDRAWN)
+    case.refresh_from_db()
+    logger.info("case withdrawn: %d image(s)", len(image_ids))
+    return True
+
+
+def _dummy_digest() -> str:
+    global _DUMMY_SECRET_DIGEST
+    if _DUMMY_SECRET_DIGEST is None:
+        _DUMMY_SECRET_DIGEST = make_password(codes.new_secret())
+    return _DUMMY_SECRET_DIGEST
+
+
+def case_check_secret(*, reference: object, secret: object) -> Case:
+    """Return the case named by ``reference`` if ``secret`` is its secret.
+
+    Raises CaseAccessDenied, the same error after the same work, whether the reference is
+    malformed, unknown, or the secret wrong: the answer reveals nothing about which cases exist.
+    The comparison itself is constant-time (Django's password check).
+    """
+    canonical_reference = codes.normalise_reference(reference)
+    canonical_secret = codes.normalise_secret(secret) or ""
+    case = (
+        Case.objects.filter(reference=canonical_reference).first() if canonical_reference else None
+    )
+    digest = case.secret_digest if case is not None else _dummy_digest()
+    matches = check_password(canonical_secret, digest)
+    if case is None or not matches or not canonical_secret:
+        raise CaseAccessDenied
+    return case

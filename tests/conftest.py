@@ -1,0 +1,64 @@
+"""Shared fixtures: the named personas every test speaks of.
+
+- ``partner_a`` and ``partner_b``: two platforms; B must never learn anything about A's use.
+- ``revoked_partner``: a platform whose only key was revoked.
+- ``reviewer``: a staff member who reviews disputed hashes.
+- ``person``: someone who registered two photos, with the secret they were given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth.models import User
+
+from api.models import Partner, PartnerKey
+from api.services import partner_key_issue, partner_key_revoke
+from tests.factories import RegisteredCase, register_case
+
+ALL_SCOPES = [scope.value for scope in PartnerKey.Scope]
+
+
+@dataclass(frozen=True)
+class PartnerPersona:
+    partner: Partner
+    key: PartnerKey
+    raw_key: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": f"Bearer {self.raw_key}"}
+
+
+def _partner(name: str, scopes: list[str]) -> PartnerPersona:
+    partner = Partner.objects.create(name=name)
+    issued = partner_key_issue(partner=partner, scopes=scopes)
+    return PartnerPersona(partner=partner, key=issued.key, raw_key=issued.raw)
+
+
+@pytest.fixture
+def partner_a(db: None) -> PartnerPersona:
+    return _partner("Platform A", ALL_SCOPES)
+
+
+@pytest.fixture
+def partner_b(db: None) -> PartnerPersona:
+    return _partner("Platform B", ALL_SCOPES)
+
+
+@pytest.fixture
+def revoked_partner(db: None) -> PartnerPersona:
+    persona = _partner("Revoked Platform", ALL_SCOPES)
+    partner_key_revoke(key=persona.key)
+    return persona
+
+
+@pytest.fixture
+def reviewer(db: None) -> User:
+    return User.objects.create_user("reviewer", password="a long reviewer password", is_staff=True)
+
+
+@pytest.fixture
+def person(db: None) -> RegisteredCase:
+    return register_case(images=2)

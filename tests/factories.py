@@ -1,0 +1,69 @@
+"""Factories for test data: valid PDQ-shaped hashes, cases made through the services, partners."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from registry.models import Case, ConsentRecord
+from registry.pdq import DIHEDRAL_VARIANTS, HASH_BITS, DihedralHashes
+from registry.services import Attestations, case_create
+
+_rng = random.Random(20261124)
+
+
+def random_hash(rng: random.Random = _rng, bits_set: int = 128) -> bytes:
+    """A random 256-bit hash with exactly ``bits_set`` bits set, as PDQ produces."""
+    value = 0
+    for bit in rng.sample(range(HASH_BITS), bits_set):
+        value |= 1 << bit
+    return value.to_bytes(32, "big")
+
+
+def flip_bits(value: bytes, count: int, rng: random.Random = _rng) -> bytes:
+    """``value`` with ``count`` distinct bits flipped (a near-duplicate at distance ``count``)."""
+    number = int.from_bytes(value, "big")
+    for bit in rng.sample(range(HASH_BITS), count):
+        number ^= 1 << bit
+    return number.to_bytes(32, "big")
+
+
+def random_dihedral(rng: random.Random = _rng, quality: int = 90) -> DihedralHashes:
+    return DihedralHashes(
+        hashes=tuple(random_hash(rng) for _ in DIHEDRAL_VARIANTS), quality=quality
+    )
+
+
+def dihedral_payload(image: DihedralHashes) -> dict[str, object]:
+    """The JSON shape of one image as the web form and the API send it."""
+    return {"hashes": [value.hex() for value in image.hashes], "quality": image.quality}
+
+
+ATTESTED = Attestations(depicted_or_acting_for=True, rights_to_register=True, minor_depicted=False)
+
+
+@dataclass(frozen=True)
+class RegisteredCase:
+    case: Case
+    secret: str
+    images: list[DihedralHashes]
+
+
+def register_case(
+    *,
+    images: int = 2,
+    scope: str = ConsentRecord.Scope.INTIMATE,
+    minor_depicted: bool = False,
+) -> RegisteredCase:
+    """A case opened through case_create, as a person would, with its secret."""
+    hashes = [random_dihedral() for _ in range(images)]
+    created = case_create(
+        scope=scope,
+        attestations=Attestations(
+            depicted_or_acting_for=True, rights_to_register=True, minor_depicted=minor_depicted
+        ),
+        terms_version="2026-11",
+        language="en",
+        images=hashes,
+    )
+    return RegisteredCase(case=created.case, secret=created.secret, images=hashes)

@@ -1,0 +1,65 @@
+"""Settings helpers fail loudly on malformed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from registry.env import env_bool, env_int, env_list, env_str
+
+
+def test_env_str_reads_the_value_or_the_default() -> None:
+    assert env_str("X", environ={"X": "value"}) == "value"
+    assert env_str("X", "fallback", environ={}) == "fallback"
+
+
+def test_env_str_requires_a_value_without_default() -> None:
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is required"):
+        env_str("SECRET_KEY", environ={})
+
+
+def test_env_str_reads_a_secret_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "pepper"
+    path.write_text("from-a-file\n")
+    assert env_str("KEY_PEPPER", environ={"KEY_PEPPER_FILE": str(path)}) == "from-a-file"
+
+
+def test_env_str_refuses_both_value_and_file(tmp_path: Path) -> None:
+    with pytest.raises(ImproperlyConfigured, match="not both"):
+        env_str("KEY_PEPPER", environ={"KEY_PEPPER": "a", "KEY_PEPPER_FILE": str(tmp_path)})
+
+
+def test_env_str_names_an_unreadable_file() -> None:
+    with pytest.raises(ImproperlyConfigured, match="KEY_PEPPER_FILE"):
+        env_str("KEY_PEPPER", environ={"KEY_PEPPER_FILE": "/nonexistent/pepper"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("1", True), ("yes", True), ("0", False), ("off", False)]
+)
+def test_env_bool_reads_the_usual_spellings(raw: str, value: bool) -> None:
+    assert env_bool("DEBUG", not value, environ={"DEBUG": raw}) is value
+
+
+def test_env_bool_refuses_anything_else() -> None:
+    with pytest.raises(ImproperlyConfigured, match="DEBUG must be a boolean"):
+        env_bool("DEBUG", False, environ={"DEBUG": "maybe"})
+
+
+def test_env_int_refuses_non_integers_and_values_out_of_bounds() -> None:
+    assert env_int("N", 5, environ={"N": " 7 "}) == 7
+    with pytest.raises(ImproperlyConfigured, match="must be an integer"):
+        env_int("N", 5, environ={"N": "7.5"})
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        env_int("N", 5, minimum=1, environ={"N": "0"})
+    with pytest.raises(ImproperlyConfigured, match="at most 9"):
+        env_int("N", 5, maximum=9, environ={"N": "10"})
+
+
+def test_env_list_splits_on_commas_and_drops_blanks() -> None:
+    assert env_list("HOSTS", environ={"HOSTS": "a.example, b.example,,"}) == [
+        "a.example",
+        "b.example",
+    ]
