@@ -18,6 +18,9 @@ class Partner(models.Model):
     name = models.CharField(max_length=100, unique=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Hashes this partner may match per minute, all its keys together (each hash of a batch
+    # counts). Null: the registry's default (MATCH_HASHES_PER_MINUTE).
+    match_hashes_per_minute = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
@@ -58,3 +61,29 @@ class PartnerKey(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class MatchCall(models.Model):
+    """One match call by a partner: how many hashes, how many matched, for what purpose.
+
+    Never the query hashes themselves. This is the usage record behind statistics and probing
+    detection, kept apart from the audit record because it is written on every call.
+    """
+
+    class Purpose(models.TextChoices):
+        PUBLISH = "publish", "Before publishing"
+        AI_EDIT = "ai_edit", "Before an AI edit"
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="match_calls")
+    key = models.ForeignKey(PartnerKey, on_delete=models.PROTECT, related_name="match_calls")
+    created_at = models.DateTimeField(default=timezone.now)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    hashes = models.PositiveIntegerField()
+    matched_hashes = models.PositiveIntegerField()
+    matches = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["partner", "created_at"], name="matchcall_partner_time")]
+
+    def __str__(self) -> str:
+        return f"{self.partner} {self.purpose}: {self.hashes} hashes, {self.created_at:%Y-%m-%d}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -11,9 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.keys import digests_equal, key_digest, new_key, parse_key
-from api.models import Partner, PartnerKey
+from api.models import MatchCall, Partner, PartnerKey
+from api.throttling import limit_partner_hashes
 from registry.exceptions import InvalidInput
 from registry.models import AuditEvent
+from registry.selectors import ImageMatch, hash_match
 from registry.services import audit_event_record
 
 # Two usable keys at once let a partner rotate: issue the new one, deploy it, revoke the old.
@@ -125,3 +127,25 @@ def partner_key_authenticate(raw: str) -> PartnerKey | None:
     if key is None or not digests_equal(key.digest, key_digest(parsed.raw, settings.KEY_PEPPER)):
         return None
     return key
+
+
+def partner_match(
+    *, key: PartnerKey, hashes: Sequence[bytes], purpose: str, max_distance: int
+) -> list[list[ImageMatch]]:
+    """Match ``hashes`` for the partner holding ``key`` and record the call.
+
+    Counts each hash against the partner's rate limit (raises RateLimited), matches through
+    registry.selectors.hash_match, and writes one MatchCall row: partner, time, counts and
+    purpose, never the hashes.
+    """
+    limit_partner_hashes(key.partner, len(hashes))
+    results = hash_match(hashes, max_distance=max_distance)
+    MatchCall.objects.create(
+        partner_id=key.partner_id,
+        key=key,
+        purpose=purpose,
+        hashes=len(hashes),
+        matched_hashes=sum(1 for matches in results if matches),
+        matches=sum(len(matches) for matches in results),
+    )
+    return results

@@ -97,21 +97,26 @@ class ConsentRecord(models.Model):
 
 class RegisteredImageQuerySet(models.QuerySet["RegisteredImage"]):
     def matchable(self) -> RegisteredImageQuerySet:
-        """Images whose hashes partners may match: active, in an active case."""
-        return self.filter(status=RegisteredImage.Status.ACTIVE, case__status=Case.Status.ACTIVE)
+        """Images whose hashes partners may match (a withdrawal withdraws every image)."""
+        return self.filter(status__in=RegisteredImage.MATCHABLE)
 
 
 class RegisteredImage(models.Model):
     """A photo registered in a case, known only by its PDQ quality and hashes.
 
-    The photo itself never reaches the registry.
+    The photo itself never reaches the registry. ``scope`` and ``minor_depicted`` repeat what the
+    consent record says, so that matching reads one row; the consent record stays the evidence.
     """
 
     class Status(models.TextChoices):
         ACTIVE = "active"
         WITHDRAWN = "withdrawn"
 
+    MATCHABLE = (Status.ACTIVE,)
+
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="images")
+    scope = models.CharField(max_length=32, choices=ConsentRecord.Scope.choices)
+    minor_depicted = models.BooleanField()
     quality = models.PositiveSmallIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField()
@@ -128,7 +133,11 @@ class RegisteredImage(models.Model):
                 name="image_withdrawn_at_matches_status",
             ),
         ]
-        indexes = [models.Index(fields=["case", "status"], name="image_case_status")]
+        indexes = [
+            models.Index(fields=["case", "status"], name="image_case_status"),
+            # The match path confirms candidates by hash id among matchable images only.
+            models.Index(fields=["status"], name="image_status"),
+        ]
 
     def __str__(self) -> str:
         return f"Image {self.pk} of {self.case_id}"
@@ -137,10 +146,7 @@ class RegisteredImage(models.Model):
 class ImageHashQuerySet(models.QuerySet["ImageHash"]):
     def matchable(self) -> ImageHashQuerySet:
         """Hashes of matchable images (see RegisteredImageQuerySet.matchable)."""
-        return self.filter(
-            image__status=RegisteredImage.Status.ACTIVE,
-            image__case__status=Case.Status.ACTIVE,
-        )
+        return self.filter(image__status__in=RegisteredImage.MATCHABLE)
 
 
 class ImageHash(models.Model):

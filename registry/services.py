@@ -83,10 +83,21 @@ def _changes_append(*, image_ids: Sequence[int], kind: str) -> None:
     )
 
 
-def _images_insert(*, case: Case, images: Sequence[DihedralHashes]) -> list[int]:
+def _images_insert(
+    *, case: Case, consent: ConsentRecord, images: Sequence[DihedralHashes]
+) -> list[int]:
     now = timezone.now()
     created = RegisteredImage.objects.bulk_create(
-        [RegisteredImage(case=case, quality=image.quality, created_at=now) for image in images]
+        [
+            RegisteredImage(
+                case=case,
+                scope=consent.scope,
+                minor_depicted=consent.minor_depicted,
+                quality=image.quality,
+                created_at=now,
+            )
+            for image in images
+        ]
     )
     ImageHash.objects.bulk_create(
         [
@@ -180,7 +191,7 @@ def _case_insert(
         )
     except IntegrityError as error:  # The only unique column is the reference.
         raise _ReferenceTakenError from error
-    ConsentRecord.objects.create(
+    consent = ConsentRecord.objects.create(
         case=case,
         scope=scope,
         depicted_or_acting_for=attestations.depicted_or_acting_for,
@@ -190,7 +201,7 @@ def _case_insert(
         language=language,
         created_at=now,
     )
-    image_ids = _images_insert(case=case, images=images)
+    image_ids = _images_insert(case=case, consent=consent, images=images)
     audit_event_record(
         action=AuditEvent.Action.CASE_CREATED,
         actor="person",
@@ -221,7 +232,7 @@ def case_add_images(*, case: Case, images: Sequence[DihedralHashes]) -> list[Reg
             raise TooManyImages(
                 details={"max_images_per_case": settings.REGISTRY_MAX_IMAGES_PER_CASE}
             )
-        image_ids = _images_insert(case=locked, images=images)
+        image_ids = _images_insert(case=locked, consent=locked.consent, images=images)
         audit_event_record(
             action=AuditEvent.Action.CASE_IMAGES_ADDED,
             actor="person",

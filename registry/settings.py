@@ -44,12 +44,19 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before the libraries, so that their templates can be overridden here.
     "registry.apps.RegistryConfig",
     "api.apps.ApiConfig",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "registry.middleware.BodySizeLimitMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -157,18 +164,79 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000,
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "no-referrer"
+# same-origin, not no-referrer: browsers send "Origin: null" with no-referrer, which fails
+# Django's CSRF check on every form; nothing is sent to another origin either way.
+SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 # Request bodies carry hashes only: a large body is a mistake or an attack.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1_048_576, minimum=65_536)
+# A strict Content-Security-Policy on every page: nothing from another origin, no inline script.
+# Photos are read in the browser as blobs and hashed in a Web Worker served from here.
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "blob:", "data:"],
+        "worker-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 ADMIN_PATH = env_str("ADMIN_PATH", "admin/").strip("/") + "/"
 
 # --- Registry limits ------------------------------------------------------------------------
 REGISTRY_MAX_IMAGES_PER_REQUEST = env_int("REGISTRY_MAX_IMAGES_PER_REQUEST", 50, minimum=1)
 REGISTRY_MAX_IMAGES_PER_CASE = env_int("REGISTRY_MAX_IMAGES_PER_CASE", 500, minimum=1)
+
+# --- Partner API ----------------------------------------------------------------------------
+# Hashes one partner may match per minute, unless set on the partner (each hash of a batch counts).
+MATCH_HASHES_PER_MINUTE = env_int("MATCH_HASHES_PER_MINUTE", 120_000, minimum=1)
+# Requests per client (known by a daily-rotating digest of its address) on the public endpoints.
+PUBLIC_CASE_RATE = env_str("PUBLIC_CASE_RATE", "30/m")
+# How many reverse proxies (nginx, a load balancer) sit in front and append to X-Forwarded-For.
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0, maximum=5)
+
+REST_FRAMEWORK: dict[str, Any] = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.PartnerKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS: dict[str, Any] = {
+    "TITLE": "Rempart partner API",
+    "DESCRIPTION": (
+        "Match images against the consent registry before publishing them or running an AI "
+        "edit on them; open, check and withdraw cases."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The docs page loads its scripts from this server, never from a third-party origin.
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+RATELIMIT_USE_CACHE = "default"
+# A cache that answers but fails to count lets requests through rather than refusing people.
+RATELIMIT_FAIL_OPEN = True
+
+# --- Match index ----------------------------------------------------------------------------
+# How often each process applies the change sequence to its index (a new hash is matchable in
+# every process within this interval plus the time to apply it).
+INDEX_POLL_MS = env_int("INDEX_POLL_MS", 250, minimum=10, maximum=10_000)
+# Load the index in the background when the web process starts (off for management commands).
+INDEX_AUTOSTART = env_bool("INDEX_AUTOSTART", True)
 
 # --- Logging --------------------------------------------------------------------------------
 # Every handler passes through the redaction filter: no hash, secret or IP address reaches a log.

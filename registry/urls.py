@@ -10,6 +10,7 @@ from registry import views
 
 urlpatterns = [
     path("health", views.health, name="health"),
+    path("ready", views.ready, name="ready"),
     path(settings.ADMIN_PATH, admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("api.urls")),

@@ -9,3 +9,12 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
 
 application = get_wsgi_application()
+
+from django.conf import settings  # noqa: E402 - needs the application set up first
+
+from registry.matcher import get_matcher  # noqa: E402
+
+if settings.INDEX_AUTOSTART:
+    # Start loading the match index now, not on the first request. Under gunicorn --preload the
+    # master loads it and forked workers share its memory (see gunicorn.conf.py's post_fork).
+    get_matcher().start()

@@ -8,13 +8,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 
 from api.models import Partner, PartnerKey
 from api.services import partner_key_issue, partner_key_revoke
+from registry import matcher as matcher_module
+from registry.matcher import Matcher
 from tests.factories import RegisteredCase, register_case
 
 ALL_SCOPES = [scope.value for scope in PartnerKey.Scope]
@@ -28,7 +32,8 @@ class PartnerPersona:
 
     @property
     def auth(self) -> dict[str, str]:
-        return {"HTTP_AUTHORIZATION": f"Bearer {self.raw_key}"}
+        """Request headers carrying this partner's key."""
+        return {"Authorization": f"Bearer {self.raw_key}"}
 
 
 def _partner(name: str, scopes: list[str]) -> PartnerPersona:
@@ -62,3 +67,21 @@ def reviewer(db: None) -> User:
 @pytest.fixture
 def person(db: None) -> RegisteredCase:
     return register_case(images=2)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """Each test starts with no rate-limit counters."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def match_index(db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Matcher]:
+    """This process's matcher, loaded from the test database; call catch_up() after writes."""
+    fresh = Matcher()
+    monkeypatch.setattr(matcher_module, "_matcher", fresh)
+    fresh.load()
+    yield fresh
+    fresh.stop()

@@ -28,6 +28,20 @@ def flip_bits(value: bytes, count: int, rng: random.Random = _rng) -> bytes:
     return number.to_bytes(32, "big")
 
 
+def near_duplicate(value: bytes, distance: int, rng: random.Random = _rng) -> bytes:
+    """A hash ``distance`` bits from ``value`` that PDQ could produce (at most 128 bits set).
+
+    Clears ceil(distance / 2) set bits and sets floor(distance / 2) clear ones, as an edit of the
+    photo moves coefficients across the median.
+    """
+    number = int.from_bytes(value, "big")
+    ones = [bit for bit in range(HASH_BITS) if number >> bit & 1]
+    zeros = [bit for bit in range(HASH_BITS) if not number >> bit & 1]
+    for bit in rng.sample(ones, (distance + 1) // 2) + rng.sample(zeros, distance // 2):
+        number ^= 1 << bit
+    return number.to_bytes(32, "big")
+
+
 def random_dihedral(rng: random.Random = _rng, quality: int = 90) -> DihedralHashes:
     return DihedralHashes(
         hashes=tuple(random_hash(rng) for _ in DIHEDRAL_VARIANTS), quality=quality

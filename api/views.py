@@ -1,0 +1,312 @@
+"""The partner API and the public case endpoints: one thin class per operation.
+
+Each view parses its input, calls one service or selector, and renders; errors become the one
+error body of api.errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.authentication import PartnerPrincipal, refuse_key_in_query, require_scope
+from api.errors import ApiError
+from api.match_ids import match_id_encode
+from api.models import MatchCall
+from api.services import partner_match
+from api.throttling import limit_client
+from registry import services
+from registry.exceptions import TooManyImages
+from registry.pdq import DihedralHashes, InvalidHash, parse_dihedral, parse_hash
+from registry.selectors import case_summary
+
+MAX_HASHES_PER_MATCH = 1000
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    class Detail(serializers.Serializer[Any]):
+        code = serializers.CharField()
+        message = serializers.CharField()
+        details = serializers.DictField()
+
+    error = Detail()
+
+
+_ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Malformed request"),
+    413: OpenApiResponse(ErrorSerializer, description="Too many items in one request"),
+    422: OpenApiResponse(ErrorSerializer, description="An invalid hash or quality"),
+    429: OpenApiResponse(ErrorSerializer, description="Rate limited; see Retry-After"),
+}
+_PARTNER_ERRORS = {
+    **_ERRORS,
+    401: OpenApiResponse(ErrorSerializer, description="Missing, unknown, revoked or expired key"),
+    403: OpenApiResponse(ErrorSerializer, description="The key lacks the scope"),
+}
+_CASE_ERRORS = {
+    **_ERRORS,
+    403: OpenApiResponse(ErrorSerializer, description="No case matches this reference and secret"),
+}
+
+
+def _check_batch(data: Any, field: str, limit: int) -> None:
+    """Answer 413 for an oversize batch before validating each item of it."""
+    if isinstance(data, dict) and isinstance(data.get(field), list) and len(data[field]) > limit:
+        raise ApiError(
+            413,
+            f"too_many_{field}",
+            f"At most {limit} {field} in one request.",
+            {f"max_{field}": limit},
+        )
+
+
+class MatchApi(APIView):
+    """Match up to 1,000 hashes before publishing an image or running an AI edit on it."""
+
+    permission_classes = [require_scope("match")]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        hashes = serializers.ListField(
+            child=serializers.CharField(trim_whitespace=False), allow_empty=False
+        )
+        purpose = serializers.ChoiceField(choices=MatchCall.Purpose.choices)
+        max_distance = serializers.IntegerField(min_value=0, max_value=31, default=31)
+
+    class MatchSerializer(serializers.Serializer[Any]):
+        match_id = serializers.CharField(help_text="Opaque; stable for you, unknown to others.")
+        scope = serializers.ChoiceField(choices=["intimate", "no_sexual_edit"])
+        minor_depicted = serializers.BooleanField()
+        status = serializers.ChoiceField(choices=["active", "disputed"])
+
+    class ResultSerializer(serializers.Serializer[Any]):
+        matches = serializers.ListField(child=serializers.DictField())
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        results = serializers.ListField(child=serializers.DictField())
+
+    # The schema names the nested shapes precisely.
+    ResultSerializer._declared_fields["matches"] = MatchSerializer(many=True)
+    OutputSerializer._declared_fields["results"] = ResultSerializer(many=True)
+
+    @extend_schema(
+        operation_id="match",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **_PARTNER_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        _check_batch(request.data, "hashes", MAX_HASHES_PER_MATCH)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        hashes: list[bytes] = []
+        for index, text in enumerate(data["hashes"]):
+            try:
+                hashes.append(parse_hash(text))
+            except InvalidHash as error:
+                raise InvalidHash(error.code, index=index) from None
+        principal = request.user
+        assert isinstance(principal, PartnerPrincipal)
+        results = partner_match(
+            key=principal.key,
+            hashes=hashes,
+            purpose=data["purpose"],
+            max_distance=data["max_distance"],
+        )
+        partner_id = principal.partner.pk
+        return Response(
+            {
+                "results": [
+                    {
+                        "matches": [
+                            {
+                                "match_id": match_id_encode(
+                                    image_id=match.image_id, partner_id=partner_id
+                                ),
+                                "scope": match.scope,
+                                "minor_depicted": match.minor_depicted,
+                                "status": match.status,
+                            }
+                            for match in matches
+                        ]
+                    }
+                    for matches in results
+                ]
+            }
+        )
+
+
+class CaseCredentialsSerializer(serializers.Serializer[Any]):
+    case_reference = serializers.CharField(max_length=64, trim_whitespace=False)
+    case_secret = serializers.CharField(max_length=64, trim_whitespace=False)
+
+
+class ImageSerializer(serializers.Serializer[Any]):
+    hashes = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False),
+        help_text="The 8 dihedral PDQ hashes, in pdqhash's order, the original first.",
+    )
+    quality = serializers.IntegerField(min_value=0, max_value=100)
+
+
+def _parse_images(items: list[dict[str, Any]]) -> list[DihedralHashes]:
+    if len(items) > settings.REGISTRY_MAX_IMAGES_PER_REQUEST:
+        raise TooManyImages(
+            details={"max_images_per_request": settings.REGISTRY_MAX_IMAGES_PER_REQUEST}
+        )
+    parsed: list[DihedralHashes] = []
+    for position, item in enumerate(items):
+        try:
+            parsed.append(parse_dihedral(item["hashes"], item["quality"]))
+        except InvalidHash as error:
+            error.location = {"image": position}  # type: ignore[attr-defined]
+            raise
+    return parsed
+
+
+class PublicCaseApi(APIView):
+    """Base of the public case endpoints: no partner key, limited per client."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    rate_group = "cases"
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        refuse_key_in_query(request)
+        limit_client(request, group=self.rate_group, rate=settings.PUBLIC_CASE_RATE)
+
+    def _case(self, data: dict[str, Any]) -> Any:
+        return services.case_check_secret(
+            reference=data["case_reference"], secret=data["case_secret"]
+        )
+
+
+class CaseCreateApi(PublicCaseApi):
+    """Open a case with the hashes of one or more photos; the secret is shown this once."""
+
+    rate_group = "cases.create"
+
+    class InputSerializer(serializers.Serializer[Any]):
+        class AttestationsSerializer(serializers.Serializer[Any]):
+            depicted_or_acting_for = serializers.BooleanField()
+            rights_to_register = serializers.BooleanField()
+            minor_depicted = serializers.BooleanField()
+
+        scope = serializers.ChoiceField(choices=["intimate", "no_sexual_edit"])
+        attestations = AttestationsSerializer()
+        terms_version = serializers.CharField(max_length=32)
+        language = serializers.ChoiceField(choices=["fr", "en"])
+        images = ImageSerializer(many=True, allow_empty=False)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        case_reference = serializers.CharField()
+        case_secret = serializers.CharField()
+
+    @extend_schema(
+        operation_id="case_create",
+        request=InputSerializer,
+        responses={201: OutputSerializer, **_ERRORS},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        _check_batch(request.data, "images", settings.REGISTRY_MAX_IMAGES_PER_REQUEST)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        attested = data["attestations"]
+        created = services.case_create(
+            scope=data["scope"],
+            attestations=services.Attestations(
+                depicted_or_acting_for=attested["depicted_or_acting_for"],
+                rights_to_register=attested["rights_to_register"],
+                minor_depicted=attested["minor_depicted"],
+            ),
+            terms_version=data["terms_version"],
+            language=data["language"],
+            images=_parse_images(data["images"]),
+        )
+        return Response(
+            {"case_reference": created.case.reference, "case_secret": created.secret}, status=201
+        )
+
+
+class CaseSummarySerializer(serializers.Serializer[Any]):
+    case_reference = serializers.CharField(source="reference")
+    status = serializers.ChoiceField(choices=["active", "withdrawn"])
+    scope = serializers.ChoiceField(choices=["intimate", "no_sexual_edit"])
+    created_at = serializers.DateTimeField()
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
+    images = serializers.IntegerField()
+    active_images = serializers.IntegerField()
+
+
+class CaseStatusApi(PublicCaseApi):
+    """A case's status, dates and photo counts, for its reference and secret."""
+
+    rate_group = "cases.status"
+
+    @extend_schema(
+        operation_id="case_status",
+        request=CaseCredentialsSerializer,
+        responses={200: CaseSummarySerializer, **_CASE_ERRORS},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = CaseCredentialsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        case = self._case(serializer.validated_data)
+        return Response(CaseSummarySerializer(case_summary(case=case)).data)
+
+
+class CaseWithdrawApi(PublicCaseApi):
+    """Withdraw a case: its photos stop matching everywhere at once. Idempotent."""
+
+    rate_group = "cases.withdraw"
+
+    @extend_schema(
+        operation_id="case_withdraw",
+        request=CaseCredentialsSerializer,
+        responses={200: CaseSummarySerializer, **_CASE_ERRORS},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = CaseCredentialsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        case = self._case(serializer.validated_data)
+        services.case_withdraw(case=case)
+        return Response(CaseSummarySerializer(case_summary(case=case)).data)
+
+
+class CaseImagesApi(PublicCaseApi):
+    """Add photos to an active case."""
+
+    rate_group = "cases.images"
+
+    class InputSerializer(CaseCredentialsSerializer):
+        images = ImageSerializer(many=True, allow_empty=False)
+
+    @extend_schema(
+        operation_id="case_add_images",
+        request=InputSerializer,
+        responses={
+            201: CaseSummarySerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The case was withdrawn"),
+            **_CASE_ERRORS,
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        _check_batch(request.data, "images", settings.REGISTRY_MAX_IMAGES_PER_REQUEST)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        images = _parse_images(data["images"])
+        case = self._case(data)
+        services.case_add_images(case=case, images=images)
+        return Response(CaseSummarySerializer(case_summary(case=case)).data, status=201)

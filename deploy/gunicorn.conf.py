@@ -1,0 +1,62 @@
+"""gunicorn settings for the registry's web processes (``gunicorn -c deploy/gunicorn.conf.py``).
+
+The match index is loaded once, in the master, before the workers fork (``preload_app``): the
+workers share its memory copy-on-write, and each then follows the change sequence on its own
+thread. The master starts no thread of its own, so no lock is held across a fork.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+# The master loads the index itself (when_ready); the WSGI module must not start a follower.
+os.environ["INDEX_AUTOSTART"] = "0"
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+preload_app = True
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Bounded request lines and headers: bodies carry hashes only.
+limit_request_line = 4094
+limit_request_fields = 50
+# No client address in the access log: no raw IP address is stored, even in logs.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms'
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+def when_ready(server: Any) -> None:
+    """Load the match index in the master, then close its database connections before forking."""
+    from django.db import connections  # The app is loaded by now.
+
+    from registry.matcher import get_matcher
+
+    get_matcher().load()
+    connections.close_all()
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Each worker follows the change sequence from where the master's index stands."""
+    from registry.matcher import get_matcher
+
+    get_matcher().start()
+
+
+def on_reload(server: Any) -> None:
+    """On SIGHUP (systemctl reload), reload the index in the master before it forks new workers.
+
+    Workers that merged their delta hold private copies of the index; reloading re-forks them
+    from one fresh, shared copy.
+    """
+    from django.db import connections
+
+    from registry.matcher import get_matcher
+
+    get_matcher().load()
+    connections.close_all()
