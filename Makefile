@@ -13,9 +13,10 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/rempart)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/14)
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
-	SECRET_KEY=test-only-secret-key KEY_PEPPER=test-only-pepper DEBUG=0 SECURE_SSL_REDIRECT=0
+	SECRET_KEY=test-only-secret-key KEY_PEPPER=test-only-pepper DEBUG=0 SECURE_SSL_REDIRECT=0 \
+	RECEIPT_SIGNING_KEY=dGVzdC1vbmx5LXJlY2VpcHQta2V5LTAwMDAwMDAwMDA=
 
-.PHONY: help install run test lint format bench migrations clean
+.PHONY: help install run test lint format bench migrations screenshots clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +53,9 @@ bench: install ## Benchmark the match index against faiss and brute force; print
 
 migrations: install ## Write migrations for model changes
 	DEBUG=1 $(PY) manage.py makemigrations
+
+screenshots: install ## Save the people's pages at phone and desktop widths into docs/screenshots/
+	$(PY) -m tests.browser.screenshots
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from registry.env import env_bool, env_int, env_list, env_str
+from registry.receipts import decode_key as decode_receipt_key
 
 # Lets admin and other generic classes be subscripted at run time, as the type stubs declare.
 django_stubs_ext.monkeypatch()
@@ -195,6 +196,33 @@ ADMIN_PATH = env_str("ADMIN_PATH", "admin/").strip("/") + "/"
 # --- Registry limits ------------------------------------------------------------------------
 REGISTRY_MAX_IMAGES_PER_REQUEST = env_int("REGISTRY_MAX_IMAGES_PER_REQUEST", 50, minimum=1)
 REGISTRY_MAX_IMAGES_PER_CASE = env_int("REGISTRY_MAX_IMAGES_PER_CASE", 500, minimum=1)
+
+# --- The people's pages (registry/web/, registry/receipts.py) --------------------------------
+# Ed25519 key that signs people's receipts: base64 of 32 random bytes. Receipts attached to
+# complaints are checked against it for years: keep it; after a rotation, list the old public
+# key in RECEIPT_PREVIOUS_PUBLIC_KEYS so that older receipts still verify.
+# The development key is base64 of "insecure-development-receipt-key".
+_DEV_RECEIPT_KEY = "aW5zZWN1cmUtZGV2ZWxvcG1lbnQtcmVjZWlwdC1rZXk="
+RECEIPT_SIGNING_KEY = env_str("RECEIPT_SIGNING_KEY", _DEV_RECEIPT_KEY if DEBUG else None)
+if not DEBUG and RECEIPT_SIGNING_KEY == _DEV_RECEIPT_KEY:
+    raise ImproperlyConfigured("RECEIPT_SIGNING_KEY must be set to a real key when DEBUG is off.")
+RECEIPT_PREVIOUS_PUBLIC_KEYS = env_list("RECEIPT_PREVIOUS_PUBLIC_KEYS", "")
+for _name, _keys in [
+    ("RECEIPT_SIGNING_KEY", [RECEIPT_SIGNING_KEY]),
+    ("RECEIPT_PREVIOUS_PUBLIC_KEYS", RECEIPT_PREVIOUS_PUBLIC_KEYS),
+]:
+    for _key in _keys:
+        try:
+            decode_receipt_key(_key)
+        except ValueError as _error:
+            raise ImproperlyConfigured(f"{_name}: a key is base64 of 32 bytes; {_error}.") from None
+# The help resources shown on the home page (helplines, reporting platforms, partners): a JSON
+# file an operator edits; see registry/data/help_resources.json for its shape.
+HELP_RESOURCES_FILE = Path(
+    env_str("HELP_RESOURCES_FILE", "") or BASE_DIR / "registry" / "data" / "help_resources.json"
+)
+# A refused CSRF check answers JSON to the pages' scripts and a plain, translated page to forms.
+CSRF_FAILURE_VIEW = "registry.web.views.csrf_failure"
 
 # --- Partner API ----------------------------------------------------------------------------
 # Hashes one partner may match per minute, unless set on the partner (each hash of a batch counts).

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from registry import views
+from registry.web import views as web
 
 urlpatterns = [
     path("health", views.health, name="health"),
@@ -14,5 +15,13 @@ urlpatterns = [
     path(settings.ADMIN_PATH, admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("api.urls")),
-    path("", views.home, name="home"),
+    # The people's pages (registry/web/views.py).
+    path("", web.home, name="home"),
+    path("register", web.register, name="register"),
+    path("register/submit", web.register_submit, name="register-submit"),
+    path("status", web.status, name="status"),
+    path("status/photos", web.status_add_photos, name="status-add-photos"),
+    path("status/withdraw", web.status_withdraw, name="status-withdraw"),
+    path("receipt/verify", web.receipt_verify, name="receipt-verify"),
+    path("receipt/public-key.pem", web.receipt_public_key, name="receipt-public-key"),
 ]

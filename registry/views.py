@@ -1,21 +1,14 @@
-"""The individuals' web pages, and the health and readiness probes."""
+"""Health and readiness probes. (The people's pages are in registry/web/.)"""
 
 from __future__ import annotations
 
 from django.db.models import Max
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from registry.matcher import get_matcher
 from registry.models import Change
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    """What the registry does and does not do, in plain words."""
-    return render(request, "registry/home.html")
 
 
 @require_GET

@@ -3,19 +3,33 @@
 The registry's static files are served from a throwaway HTTP server on loopback, so pages load
 the JavaScript modules exactly as a browser would, without Django. Every request that is not for
 that server is aborted: the tests talk to nothing beyond 127.0.0.1.
+
+``site`` opens the people's pages served by Django itself (pytest-django's live_server), in
+browser contexts that log every request, console error and script error, for the journey tests.
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Request,
+    Route,
+    sync_playwright,
+)
 
 STATIC_ROOT = Path(__file__).resolve().parents[2] / "registry" / "static"
 
@@ -27,6 +41,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+SiteOpener = Callable[..., tuple[Page, "BrowsingLog"]]
 
 BLANK_PAGE = b"<!doctype html><html><head><meta charset=utf-8><title>test</title></head></html>"
 
@@ -119,3 +135,96 @@ def pdq_page(browser: Browser, static_server: str) -> Iterator[Page]:
         yield page
     finally:
         page.context.close()
+
+
+# --- The people's pages, served by Django (pytest-django's live_server) ----------------------
+
+
+@dataclass
+class BrowsingLog:
+    """Everything one browser context asked for or complained about, for privacy assertions."""
+
+    origin: str
+    requests: list[Request] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    def foreign_requests(self) -> list[str]:
+        """URLs requested from any origin but the site's (blob: and data: of the page count as
+        the site's own: they never leave the browser)."""
+        foreign = []
+        for request in self.requests:
+            url = request.url
+            if url.startswith("data:"):
+                continue
+            inner = url[len("blob:") :] if url.startswith("blob:") else url
+            if inner != self.origin and not inner.startswith(self.origin + "/"):
+                foreign.append(url)
+        return foreign
+
+    def largest_body(self) -> tuple[int, str]:
+        """The size in bytes of the largest request body sent, and the URL it went to."""
+        sizes = [(len(request.post_data_buffer or b""), request.url) for request in self.requests]
+        return max(sizes, default=(0, ""))
+
+
+@pytest.fixture(scope="session")
+def django_beside_playwright() -> Iterator[None]:
+    """Let Django use the database while Playwright's sync API holds an event loop.
+
+    Playwright's sync API runs an asyncio loop in the test's thread, and Django refuses database
+    work from a thread with a running loop. The test code is synchronous all the same.
+    """
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def site(
+    django_beside_playwright: None,
+    browser: Browser,
+    live_server: Any,
+    transactional_db: None,
+) -> Iterator[SiteOpener]:
+    """Open the live site in fresh browser contexts: ``site(locale="fr-FR")`` -> (page, log).
+
+    Each context may reach only the live server: every other request is logged, then aborted.
+    Console errors (a Content-Security-Policy violation among them) and script errors are logged.
+    """
+    origin = str(live_server.url)
+    contexts: list[BrowserContext] = []
+
+    def open_site(locale: str = "en-GB", **options: Any) -> tuple[Page, BrowsingLog]:
+        context = browser.new_context(locale=locale, **options)
+        contexts.append(context)
+        log = BrowsingLog(origin=origin)
+        context.on("request", lambda request: log.requests.append(request))
+
+        def only_the_site(route: Route) -> None:
+            url = route.request.url
+            if url == origin or url.startswith(origin + "/"):
+                route.continue_()
+            else:
+                route.abort()
+
+        context.route("**/*", only_the_site)
+        page = context.new_page()
+        page.on(
+            "console",
+            lambda message: (
+                log.console_errors.append(message.text) if message.type == "error" else None
+            ),
+        )
+        page.on("pageerror", lambda error: log.page_errors.append(str(error)))
+        return page, log
+
+    try:
+        yield open_site
+    finally:
+        for context in contexts:
+            context.close()

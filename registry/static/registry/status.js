@@ -1,0 +1,44 @@
+/**
+ * The status page's "add photos" form: photos hashed in the browser, then only their hashes and
+ * qualities sent, with the case's reference and secret in the JSON body (never in a URL). The
+ * answer, a signed receipt for the added photos, replaces the page's content.
+ */
+
+import { postJson, readMessages, RegistryAnswer, showErrors, showReceipt } from "./common.js";
+import { PhotoPicker } from "./photos.js";
+
+const root = document.querySelector("[data-status-root]");
+const form = root.querySelector("[data-add-form]");
+const picker = new PhotoPicker(form.querySelector("[data-picker]"));
+const messages = readMessages(form);
+const summary = form.querySelector("[data-error-summary]");
+const submit = form.querySelector("[data-submit]");
+const sending = form.querySelector("[data-sending]");
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const errors = [];
+  if (picker.working > 0) {
+    errors.push({ message: messages.busy, target: "more-photos" });
+  } else if (picker.readyImages().length === 0) {
+    errors.push({ message: messages.no_photos, target: "more-photos" });
+  }
+  showErrors(summary, errors);
+  if (errors.length) return;
+  submit.disabled = true;
+  sending.hidden = false;
+  try {
+    const answer = await postJson(form.dataset.submitUrl, {
+      case_reference: form.elements.case_reference.value,
+      case_secret: form.elements.case_secret.value,
+      images: picker.readyImages(),
+    });
+    showReceipt(root, answer.receipt_html);
+  } catch (error) {
+    const message =
+      error instanceof RegistryAnswer ? error.message || messages.failed : messages.network;
+    showErrors(summary, [{ message }]);
+    submit.disabled = false;
+    sending.hidden = true;
+  }
+});

@@ -1,0 +1,351 @@
+"""The people's pages: home, register, receipt, status (add photos, withdraw) and verify.
+
+Photos never reach these views. The register and add-photos pages hash each photo in the
+person's browser (registry/static/registry/hash-worker.js) and send only the eight dihedral
+hashes and the quality of each, with the consent fields, as JSON; these views validate them with
+registry.pdq and call the services. A case secret travels only in request bodies and in the
+pages that answer them, never in a URL, and is never stored: the receipt leaves it out.
+
+JSON calls answer errors as ``{"error": {"code", "message", "details"}}`` with a 4xx status,
+the message translated for the person; form pages answer errors in the page, with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.translation import get_language, gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from registry import codes, receipts, selectors, services
+from registry.exceptions import CaseAccessDenied, TooManyImages
+from registry.models import Case, ConsentRecord
+from registry.pdq import MIN_QUALITY, DihedralHashes, InvalidHash, parse_dihedral
+from registry.ratelimits import over_limit
+from registry.web.errors import RequestError, error_message, json_error, json_errors
+from registry.web.help import help_resources
+
+# The version of the consent text on the register page (the attestations): recorded with each
+# case. Change it whenever that text changes in meaning.
+TERMS_VERSION = "2026-11"
+_LANGUAGES = frozenset(ConsentRecord.Language.values)
+
+SCOPE_LABELS: dict[str, Any] = {
+    ConsentRecord.Scope.INTIMATE: gettext_lazy("Intimate image: never publish it"),
+    ConsentRecord.Scope.NO_SEXUAL_EDIT: gettext_lazy("Ordinary photo: no sexualised AI edits"),
+}
+
+
+def _language() -> str:
+    language = (get_language() or "en").split("-")[0]
+    return language if language in _LANGUAGES else "en"
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """What the registry does and does not do, who checks it, and where to find help."""
+    return render(
+        request,
+        "registry/home.html",
+        {"help": help_resources(_language()), "min_quality": MIN_QUALITY},
+    )
+
+
+def _picker_context() -> dict[str, Any]:
+    return {
+        "max_images": settings.REGISTRY_MAX_IMAGES_PER_REQUEST,
+        "min_quality": MIN_QUALITY,
+    }
+
+
+@require_GET
+@ensure_csrf_cookie
+def register(request: HttpRequest) -> HttpResponse:
+    """Choose photos (hashed in the browser), the protection and the attestations; submit."""
+    return render(request, "registry/register.html", _picker_context())
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise RequestError(415, "unsupported_media_type")
+    try:
+        body = json.loads(request.body)
+    except (UnicodeDecodeError, ValueError):
+        raise RequestError(400, "malformed_json") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, "invalid_request")
+    return body
+
+
+def _parse_images(value: object) -> list[DihedralHashes]:
+    if not isinstance(value, list) or not value:
+        raise RequestError(400, "images_required")
+    if len(value) > settings.REGISTRY_MAX_IMAGES_PER_REQUEST:
+        raise TooManyImages(
+            details={"max_images_per_request": settings.REGISTRY_MAX_IMAGES_PER_REQUEST}
+        )
+    parsed: list[DihedralHashes] = []
+    for position, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise RequestError(400, "invalid_request", {"image": position})
+        try:
+            parsed.append(parse_dihedral(item.get("hashes"), item.get("quality")))
+        except InvalidHash as error:
+            error.location = {"image": position}  # type: ignore[attr-defined]
+            raise
+    return parsed
+
+
+def _attestations(value: object) -> services.Attestations:
+    if not isinstance(value, dict):
+        raise RequestError(400, "attestation_required")
+    depicted = value.get("depicted_or_acting_for")
+    rights = value.get("rights_to_register")
+    minor = value.get("minor_depicted")
+    if depicted is not True or rights is not True:
+        raise RequestError(400, "attestation_required")
+    if not isinstance(minor, bool):
+        raise RequestError(400, "minor_required")
+    return services.Attestations(
+        depicted_or_acting_for=True, rights_to_register=True, minor_depicted=minor
+    )
+
+
+def _receipt_response(
+    request: HttpRequest,
+    *,
+    case: Case,
+    event: receipts.ReceiptEvent,
+    images: list[DihedralHashes],
+    secret: str | None,
+    status: int,
+) -> JsonResponse:
+    """The JSON answer of a registration or an addition: the signed receipt, and its page."""
+    receipt = receipts.receipt_sign(
+        reference=case.reference,
+        event=event,
+        issued_at=timezone.now(),
+        scope=case.consent.scope,
+        hashes=[image.hashes[0] for image in images],
+    )
+    html = render_to_string(
+        "registry/_receipt.html",
+        {
+            "receipt": receipt,
+            "receipt_text": receipt.text(),
+            "scope_label": SCOPE_LABELS.get(receipt.scope, receipt.scope),
+            "secret": secret,
+            "registered": event == receipts.ReceiptEvent.REGISTERED,
+        },
+        request=request,
+    )
+    body: dict[str, Any] = {
+        "case_reference": case.reference,
+        "receipt": receipt.text(),
+        "receipt_html": html,
+    }
+    if secret is not None:
+        body["case_secret"] = secret
+    return JsonResponse(body, status=status)
+
+
+@require_POST
+@never_cache
+@json_errors
+def register_submit(request: HttpRequest) -> HttpResponse:
+    """Open a case from the register page's JSON: hashes, qualities and consent fields only."""
+    body = _json_body(request)
+    scope = body.get("scope")
+    if scope not in SCOPE_LABELS:
+        raise RequestError(400, "scope_invalid")
+    attestations = _attestations(body.get("attestations"))
+    images = _parse_images(body.get("images"))
+    if over_limit(request, "web.register"):
+        raise RequestError(429, "rate_limited")
+    created = services.case_create(
+        scope=str(scope),
+        attestations=attestations,
+        terms_version=TERMS_VERSION,
+        language=_language(),
+        images=images,
+    )
+    return _receipt_response(
+        request,
+        case=created.case,
+        event=receipts.ReceiptEvent.REGISTERED,
+        images=images,
+        secret=created.secret,
+        status=201,
+    )
+
+
+# --- Status, add photos, withdraw ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Credentials:
+    reference: str
+    secret: str
+
+
+def _credentials(data: Mapping[str, Any]) -> _Credentials:
+    reference = data.get("case_reference", "")
+    secret = data.get("case_secret", "")
+    return _Credentials(
+        reference=reference if isinstance(reference, str) else "",
+        secret=secret if isinstance(secret, str) else "",
+    )
+
+
+def _check(request: HttpRequest, credentials: _Credentials) -> Case:
+    """The case of these credentials; raises CaseAccessDenied, or RequestError when limited."""
+    if over_limit(request, "web.case"):
+        raise RequestError(429, "rate_limited")
+    return services.case_check_secret(reference=credentials.reference, secret=credentials.secret)
+
+
+def _case_page(
+    request: HttpRequest, template: str, case: Case, credentials: _Credentials, status: int = 200
+) -> HttpResponse:
+    summary = selectors.case_summary(case=case)
+    context = {
+        **_picker_context(),
+        "summary": summary,
+        "scope_label": SCOPE_LABELS.get(summary.scope, summary.scope),
+        # Shown back only inside this page's forms, so the next step can check them again.
+        "credentials": {
+            "reference": case.reference,
+            "secret": codes.normalise_secret(credentials.secret) or credentials.secret,
+        },
+    }
+    return render(request, template, context, status=status)
+
+
+def _status_form(
+    request: HttpRequest, credentials: _Credentials, error: str | None, status: int
+) -> HttpResponse:
+    return render(
+        request,
+        "registry/status_form.html",
+        {
+            "error": error_message(error, {}) if error else None,
+            "reference": credentials.reference,
+        },
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+def status(request: HttpRequest) -> HttpResponse:
+    """Reference and secret in (a POST form), the case's status out, with its actions."""
+    credentials = _credentials(request.POST)
+    if request.method == "GET":
+        return _status_form(request, _Credentials("", ""), None, 200)
+    try:
+        case = _check(request, credentials)
+    except CaseAccessDenied:
+        return _status_form(request, credentials, CaseAccessDenied.code, 403)
+    except RequestError as error:
+        return _status_form(request, credentials, error.code, error.status)
+    return _case_page(request, "registry/status.html", case, credentials)
+
+
+@require_POST
+@never_cache
+def status_withdraw(request: HttpRequest) -> HttpResponse:
+    """Withdraw a case: first a confirmation page, then, once confirmed, the withdrawal."""
+    credentials = _credentials(request.POST)
+    try:
+        case = _check(request, credentials)
+    except CaseAccessDenied:
+        return _status_form(request, credentials, CaseAccessDenied.code, 403)
+    except RequestError as error:
+        return _status_form(request, credentials, error.code, error.status)
+    if request.POST.get("confirm") != "yes":
+        return _case_page(request, "registry/withdraw_confirm.html", case, credentials)
+    services.case_withdraw(case=case)
+    return _case_page(request, "registry/withdrawn.html", case, credentials)
+
+
+@require_POST
+@never_cache
+@json_errors
+def status_add_photos(request: HttpRequest) -> HttpResponse:
+    """Add photos to an active case from the status page's JSON (hashes and qualities only)."""
+    body = _json_body(request)
+    images = _parse_images(body.get("images"))
+    case = _check(request, _credentials(body))
+    services.case_add_images(case=case, images=images)
+    return _receipt_response(
+        request,
+        case=case,
+        event=receipts.ReceiptEvent.PHOTOS_ADDED,
+        images=images,
+        secret=None,
+        status=201,
+    )
+
+
+# --- Receipts ------------------------------------------------------------------------------
+
+
+def _public_key_context() -> dict[str, str]:
+    return {
+        "public_key": receipts.public_key_base64(),
+        "key_id": receipts.key_id(receipts.public_key()),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def receipt_verify(request: HttpRequest) -> HttpResponse:
+    """Check a pasted receipt: valid, tampered with, or not a receipt of this service."""
+    context: dict[str, Any] = _public_key_context()
+    status_code = 200
+    if request.method == "POST":
+        text = request.POST.get("receipt", "")
+        context["text"] = text
+        if not text.strip():
+            context["empty"] = True
+            status_code = 400
+        else:
+            verification = receipts.receipt_verify(text)
+            context["verification"] = verification
+            if verification.receipt is not None:
+                context["scope_label"] = SCOPE_LABELS.get(
+                    verification.receipt.scope, verification.receipt.scope
+                )
+    return render(request, "registry/verify.html", context, status=status_code)
+
+
+@require_GET
+def receipt_public_key(request: HttpRequest) -> HttpResponse:
+    """The receipt signing key's public half, in PEM, for checking receipts offline."""
+    response = HttpResponse(receipts.public_key_pem(), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = 'inline; filename="rempart-receipt-key.pem"'
+    return response
+
+
+# --- CSRF ----------------------------------------------------------------------------------
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A refused CSRF check: JSON for the pages' scripts, a plain page for a form."""
+    if request.content_type == "application/json" or request.path.endswith(("/submit", "/photos")):
+        return json_error(403, "csrf_failed")
+    return render(
+        request,
+        "registry/problem.html",
+        {"message": error_message("csrf_failed", {})},
+        status=403,
+    )
