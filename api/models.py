@@ -12,6 +12,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+def _default_sync_scopes() -> list[str]:
+    return ["intimate"]
+
+
 class Partner(models.Model):
     """A platform (social network, AI image editor, helpline) that uses the registry."""
 
@@ -21,6 +25,13 @@ class Partner(models.Model):
     # Hashes this partner may match per minute, all its keys together (each hash of a batch
     # counts). Null: the registry's default (MATCH_HASHES_PER_MINUTE).
     match_hashes_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    # The scopes whose hashes this partner receives in the sync feeds. A platform that only
+    # publishes receives intimate images; an AI editor opts into no_sexual_edit as well.
+    sync_scopes = models.JSONField(default=_default_sync_scopes, blank=True)
+    # Signed webhooks (image.added, image.withdrawn): an https endpoint and the shared secret
+    # that signs each delivery (Standard Webhooks). Empty: no webhooks.
+    webhook_url = models.URLField(max_length=500, blank=True)
+    webhook_secret = models.CharField(max_length=128, blank=True)
 
     def __str__(self) -> str:
         return self.name
@@ -87,3 +98,39 @@ class MatchCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner} {self.purpose}: {self.hashes} hashes, {self.created_at:%Y-%m-%d}"
+
+
+class WebhookDelivery(models.Model):
+    """The outbox of webhooks: one event for one partner, sent at least once, idempotent by id.
+
+    Rows are derived from the change sequence (registry.Change), itself written in the same
+    transaction as each addition and withdrawal; ``webhook_id`` stays the same on every retry.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # gave up after the last retry
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="deliveries")
+    change = models.ForeignKey(
+        "registry.Change", on_delete=models.PROTECT, related_name="deliveries"
+    )
+    webhook_id = models.CharField(max_length=64, unique=True)
+    event_type = models.CharField(max_length=32)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "change"], name="delivery_once_per_change")
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} to {self.partner} ({self.status})"

@@ -125,8 +125,7 @@ class Matcher:
         # replaying later changes is harmless (adds replace, removes of absent ids are no-ops).
         head = Change.objects.aggregate(head=Max("id"))["head"] or 0
         ids, hashes = load_matchable()
-        index = HashIndex()
-        index.add(ids, hashes)
+        index = HashIndex.build(ids, hashes)
         with self._write_lock:
             self._index = index
             self._applied_change = head

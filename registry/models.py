@@ -106,15 +106,24 @@ class RegisteredImage(models.Model):
 
     The photo itself never reaches the registry. ``scope`` and ``minor_depicted`` repeat what the
     consent record says, so that matching reads one row; the consent record stays the evidence.
+    A hash submitted by a partner (``submitted_by_partner``) has no case: it enters as
+    ``received`` and matches nothing until a reviewer accepts it.
     """
 
     class Status(models.TextChoices):
+        RECEIVED = "received"  # submitted by a partner, awaiting review; never matched
         ACTIVE = "active"
+        DISPUTED = "disputed"  # under review after partners' reports; still matching
+        SUSPENDED = "suspended"  # a reviewer stopped it matching
         WITHDRAWN = "withdrawn"
 
-    MATCHABLE = (Status.ACTIVE,)
+    MATCHABLE = (Status.ACTIVE, Status.DISPUTED)
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="images")
+    case = models.ForeignKey(
+        Case, on_delete=models.PROTECT, related_name="images", null=True, blank=True
+    )
+    # The partner (api.Partner id) that submitted this hash; registry does not depend on api.
+    submitted_by_partner = models.PositiveBigIntegerField(null=True, blank=True)
     scope = models.CharField(max_length=32, choices=ConsentRecord.Scope.choices)
     minor_depicted = models.BooleanField()
     quality = models.PositiveSmallIntegerField()
@@ -128,9 +137,15 @@ class RegisteredImage(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(quality__lte=100), name="image_quality_range"),
             models.CheckConstraint(
-                condition=(Q(status="active", withdrawn_at__isnull=True))
+                condition=(~Q(status="withdrawn") & Q(withdrawn_at__isnull=True))
                 | Q(status="withdrawn", withdrawn_at__isnull=False),
                 name="image_withdrawn_at_matches_status",
+            ),
+            # A person's photo belongs to their case; a partner's submission never does.
+            models.CheckConstraint(
+                condition=Q(case__isnull=False, submitted_by_partner__isnull=True)
+                | Q(case__isnull=True, submitted_by_partner__isnull=False),
+                name="image_from_a_case_or_a_partner",
             ),
         ]
         indexes = [
@@ -140,7 +155,8 @@ class RegisteredImage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Image {self.pk} of {self.case_id}"
+        origin = f"case {self.case_id}" if self.case_id else f"partner {self.submitted_by_partner}"
+        return f"Image {self.pk} ({origin})"
 
 
 class ImageHashQuerySet(models.QuerySet["ImageHash"]):
@@ -206,6 +222,63 @@ class Change(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.kind} image {self.image_id}"
+
+
+class Disclosure(models.Model):
+    """The ledger of raw hashes served: which partner received which image's hashes, when.
+
+    Partners are named by their id (api.Partner): registry does not depend on api.
+    """
+
+    partner_id = models.PositiveBigIntegerField()
+    image = models.ForeignKey(RegisteredImage, on_delete=models.PROTECT, related_name="disclosures")
+    first_disclosed_at = models.DateTimeField()
+    last_disclosed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["partner_id", "image"], name="disclosure_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"partner {self.partner_id} received image {self.image_id}"
+
+
+class Feedback(models.Model):
+    """A partner's verdict on a match: blocked after human review, not blocked, or pending."""
+
+    class Verdict(models.TextChoices):
+        BLOCKED = "blocked", "Blocked after human review"
+        NOT_BLOCKED = "not_blocked", "Not blocked"
+        PENDING_REVIEW = "pending_review", "Pending review"
+
+    partner_id = models.PositiveBigIntegerField()
+    image = models.ForeignKey(RegisteredImage, on_delete=models.PROTECT, related_name="feedback")
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["image", "verdict"], name="feedback_image_verdict")]
+
+    def __str__(self) -> str:
+        return f"partner {self.partner_id}: {self.verdict} on image {self.image_id}"
+
+
+class WithdrawalAck(models.Model):
+    """A partner's confirmation that it applied a withdrawal on its side."""
+
+    partner_id = models.PositiveBigIntegerField()
+    image = models.ForeignKey(
+        RegisteredImage, on_delete=models.PROTECT, related_name="withdrawal_acks"
+    )
+    acknowledged_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["partner_id", "image"], name="ack_once")]
+
+    def __str__(self) -> str:
+        return f"partner {self.partner_id} applied the withdrawal of image {self.image_id}"
 
 
 class AuditEvent(models.Model):
