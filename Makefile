@@ -16,7 +16,7 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	SECRET_KEY=test-only-secret-key KEY_PEPPER=test-only-pepper DEBUG=0 SECURE_SSL_REDIRECT=0 \
 	RECEIPT_SIGNING_KEY=dGVzdC1vbmx5LXJlY2VpcHQta2V5LTAwMDAwMDAwMDA=
 
-.PHONY: help install run test lint format bench migrations screenshots clean
+.PHONY: help install run test lint format bench bench-db migrations screenshots clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ format: install ## Format and auto-fix with ruff
 bench: install ## Benchmark the match index against faiss and brute force; prints a table
 	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[bench]'
 	$(PY) -m tests.benchmarks.bench_matching $(BENCH_ARGS)
+
+bench-db: install ## Benchmark start-up load from PostgreSQL, key checks and hash_match at 10M hashes
+	$(PY) -m tests.benchmarks.bench_service $(BENCH_ARGS)
 
 migrations: install ## Write migrations for model changes
 	DEBUG=1 $(PY) manage.py makemigrations

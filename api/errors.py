@@ -136,12 +136,6 @@ def _with_auth_header(response: Response) -> Response:
     return response
 
 
-def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def json_not_found(request: HttpRequest) -> JsonResponse:
+    """Any unknown path under /api/: the error body, not an HTML page."""
     return JsonResponse(error_body("not_found", "No such resource."), status=404)
-
-
-def json_server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(
-        error_body("server_error", "The registry could not answer. Try again later."),
-        status=500,
-    )

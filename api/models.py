@@ -7,6 +7,8 @@ the database lets nobody call the API, and a key check costs one indexed read an
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -72,6 +74,14 @@ class PartnerKey(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def is_usable(self, *, now: dt.datetime) -> bool:
+        """What PartnerKeyQuerySet.usable() selects, for one key already read."""
+        return (
+            self.revoked_at is None
+            and (self.expires_at is None or self.expires_at > now)
+            and self.partner.is_active
+        )
 
 
 class MatchCall(models.Model):

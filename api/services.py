@@ -10,13 +10,22 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from api import outbox
 from api.keys import digests_equal, key_digest, new_key, parse_key
-from api.models import MatchCall, Partner, PartnerKey
+from api.match_ids import match_id_decode
+from api.models import MatchCall, Partner, PartnerKey, WebhookDelivery
 from api.throttling import limit_partner_hashes
 from registry.exceptions import InvalidInput
-from registry.models import AuditEvent
-from registry.selectors import ImageMatch, hash_match
-from registry.services import audit_event_record
+from registry.models import AuditEvent, Change, ConsentRecord, RegisteredImage, WithdrawalAck
+from registry.selectors import (
+    ImageMatch,
+    change_page,
+    hash_holders,
+    hash_match,
+    image_hashes,
+    images_disclosed,
+)
+from registry.services import audit_event_record, disclosure_record
 
 # Two usable keys at once let a partner rotate: issue the new one, deploy it, revoke the old.
 MAX_USABLE_KEYS = 2
@@ -114,17 +123,23 @@ def partner_key_revoke(*, key: PartnerKey, actor: str = "system") -> bool:
 
 
 def partner_key_authenticate(raw: str) -> PartnerKey | None:
-    """Return the usable key whose text is ``raw``, or None. One indexed read and one HMAC."""
+    """Return the usable key whose text is ``raw``, or None. One indexed read and one HMAC.
+
+    The key is read afresh on every call, so a revocation takes effect on the very next
+    request. Usability is checked here rather than in SQL: the plainest query is the cheapest.
+    """
     parsed = parse_key(raw)
     if parsed is None:
         return None
-    key = (
-        PartnerKey.objects.usable()
-        .select_related("partner")
-        .filter(lookup_id=parsed.lookup_id)
-        .first()
+    found = list(
+        PartnerKey.objects.select_related("partner").filter(lookup_id=parsed.lookup_id)[:1]
     )
-    if key is None or not digests_equal(key.digest, key_digest(parsed.raw, settings.KEY_PEPPER)):
+    if not found:
+        return None
+    key = found[0]
+    if not digests_equal(key.digest, key_digest(parsed.raw, settings.KEY_PEPPER)):
+        return None
+    if not key.is_usable(now=timezone.now()):
         return None
     return key
 
@@ -149,3 +164,224 @@ def partner_match(
         matches=sum(len(matches) for matches in results),
     )
     return results
+
+
+# --- Webhooks and withdrawal acknowledgements ----------------------------------------------
+
+
+def webhook_deliveries_dispatch() -> list[int]:
+    """Derive webhook deliveries from the changes not yet derived (api.outbox), for every partner
+    with a webhook; return the ids of the deliveries written, for the caller to send.
+
+    Idempotent and safe to run in several processes at once: a (partner, change) pair gets one
+    delivery, whose ``webhook_id`` never changes.
+    """
+    return outbox.deliveries_derive()
+
+
+def webhook_deliveries_sweep() -> list[int]:
+    """The periodic catch-up: derive as webhook_deliveries_dispatch does (changes whose enqueue
+    failed), then return the ids of every pending delivery now due (first attempts and
+    retries), for the caller to send. Sending a due id twice is harmless (see the claim)."""
+    outbox.deliveries_derive()
+    return outbox.deliveries_due()
+
+
+def webhook_delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
+    """Make one attempt of a due delivery: claim it, POST it signed, record the outcome.
+
+    Returns None when the delivery is not due, already final, or claimed by another worker.
+    Never raises for the partner's faults: they become a retry, or ``failed`` after the last.
+    """
+    return outbox.delivery_attempt(delivery_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalAcks:
+    """The answer to an acknowledgement: ids recorded (now or before), and ids refused."""
+
+    acknowledged: list[str]
+    unknown: list[str]
+    not_withdrawn: list[str]
+
+
+def withdrawal_ack_record(*, partner: Partner, ids: Sequence[str]) -> WithdrawalAcks:
+    """Record that ``partner`` applied the withdrawal of the images named by ``ids``.
+
+    ``ids`` are the opaque image ids issued to this partner (match ids, webhook and feed ids).
+    An id not issued to it, or naming no image, is reported ``unknown``; an image that is not
+    withdrawn is reported ``not_withdrawn``. Idempotent: acknowledging again keeps the first
+    time. The WithdrawalAck rows are themselves the record (no audit event).
+    """
+    decoded: dict[str, int | None] = {
+        text: match_id_decode(text, partner_id=partner.pk) for text in dict.fromkeys(ids)
+    }
+    image_ids = {image_id for image_id in decoded.values() if image_id is not None}
+    statuses = dict(RegisteredImage.objects.filter(pk__in=image_ids).values_list("pk", "status"))
+    acknowledged: list[str] = []
+    unknown: list[str] = []
+    not_withdrawn: list[str] = []
+    withdrawn: list[int] = []
+    for text, image_id in decoded.items():
+        if image_id is None or image_id not in statuses:
+            unknown.append(text)
+        elif statuses[image_id] != RegisteredImage.Status.WITHDRAWN:
+            not_withdrawn.append(text)
+        else:
+            acknowledged.append(text)
+            withdrawn.append(image_id)
+    now = timezone.now()
+    WithdrawalAck.objects.bulk_create(
+        [
+            WithdrawalAck(partner_id=partner.pk, image_id=image_id, acknowledged_at=now)
+            for image_id in sorted(set(withdrawn))
+        ],
+        ignore_conflicts=True,
+    )
+    return WithdrawalAcks(acknowledged=acknowledged, unknown=unknown, not_withdrawn=not_withdrawn)
+
+
+# --- Distribution: the sync feeds -----------------------------------------------------------
+
+
+def partner_sync_scopes(partner: Partner) -> list[str]:
+    """The scopes whose images ``partner`` receives in the feeds (intimate if unset or odd)."""
+    chosen = partner.sync_scopes
+    if not isinstance(chosen, list):
+        return [ConsentRecord.Scope.INTIMATE]
+    return [scope for scope in chosen if scope in ConsentRecord.Scope.values]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One image at its place in the change sequence, as the feeds show it now.
+
+    ``kind`` is the image's present state, not the change's: ``added`` while it matches (with
+    its hashes), ``withdrawn`` once it no longer does (a tombstone, no hashes). A partner that
+    applies entries in order ends with the present state, and a stopped image never has its
+    hashes served again.
+    """
+
+    change_id: int
+    image_id: int
+    kind: str
+    status: str
+    scope: str
+    minor_depicted: bool
+    changed_at: dt.datetime
+    hashes: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """A page of the feed: its entries, and where the next page starts."""
+
+    entries: list[FeedEntry]
+    # The last change read, kept or not: the next page starts after it (None: nothing read).
+    last_change_id: int | None
+    last_changed_at: dt.datetime | None
+    has_more: bool
+
+
+def partner_changes_read(*, partner: Partner, after_id: int, limit: int) -> FeedPage:
+    """The next ``limit`` changes after ``after_id`` as ``partner`` sees them; records disclosures.
+
+    Keeps only images in the partner's sync scopes and never an image awaiting review. Every
+    image whose hashes are in the page is recorded in the disclosure ledger before returning.
+    """
+    changes = change_page(after_id=after_id, limit=limit)
+    scopes = set(partner_sync_scopes(partner))
+    kept = [
+        change
+        for change in changes
+        if change.image.scope in scopes and change.image.status != RegisteredImage.Status.RECEIVED
+    ]
+    matchable = {
+        change.image_id for change in kept if change.image.status in RegisteredImage.MATCHABLE
+    }
+    hashes = image_hashes(matchable)
+    disclosure_record(partner_id=partner.pk, image_ids=matchable)
+    entries = [
+        FeedEntry(
+            change_id=change.pk,
+            image_id=change.image_id,
+            kind=Change.Kind.ADDED if change.image_id in matchable else Change.Kind.WITHDRAWN,
+            status=change.image.status,
+            scope=change.image.scope,
+            minor_depicted=change.image.minor_depicted,
+            changed_at=change.created_at,
+            hashes=hashes.get(change.image_id, []),
+        )
+        for change in kept
+    ]
+    return FeedPage(
+        entries=entries,
+        last_change_id=changes[-1].pk if changes else None,
+        last_changed_at=changes[-1].created_at if changes else None,
+        has_more=len(changes) == limit,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HashRecord:
+    """One hash value as the StopNCII feed shows it: every image holding it that the partner
+    may know of, and whether any of them still matches."""
+
+    value: bytes
+    changed_at: dt.datetime
+    active_image_ids: list[int]
+    withdrawn_image_ids: list[int]
+    minor_depicted: bool
+
+
+def partner_hash_records_read(
+    *, partner: Partner, after_id: int, limit: int
+) -> tuple[list[HashRecord], FeedPage]:
+    """The next ``limit`` changes as per-hash records (the StopNCII shape); records disclosures.
+
+    A hash value is keyed alone on the partner's side, so each record aggregates every image in
+    the partner's scopes that holds the value: it is active if any of them matches. The hashes
+    of an image that stopped matching are sent again (as withdrawn) only to a partner that
+    received them before: a withdrawal never discloses a hash to a partner that never had it.
+    """
+    page = partner_changes_read(partner=partner, after_id=after_id, limit=limit)
+    scopes = partner_sync_scopes(partner)
+    gone = {entry.image_id for entry in page.entries if entry.kind == Change.Kind.WITHDRAWN}
+    gone_known = images_disclosed(partner_id=partner.pk, image_ids=gone)
+    gone_hashes = image_hashes(gone_known)
+    ordered: dict[bytes, dt.datetime] = {}
+    for entry in page.entries:
+        for _variant, value in entry.hashes or gone_hashes.get(entry.image_id, []):
+            ordered.pop(value, None)
+            ordered[value] = entry.changed_at
+    holders = hash_holders(ordered, scopes=scopes)
+    other_gone = {
+        holder.image_id
+        for found in holders.values()
+        for holder in found
+        if holder.status not in RegisteredImage.MATCHABLE
+    }
+    known = images_disclosed(partner_id=partner.pk, image_ids=other_gone)
+    records: list[HashRecord] = []
+    served: set[int] = set()
+    for value, changed_at in ordered.items():
+        found = holders.get(value, [])
+        active = [h.image_id for h in found if h.status in RegisteredImage.MATCHABLE]
+        withdrawn = [h.image_id for h in found if h.image_id in known]
+        if not active and not withdrawn:
+            continue
+        served.update(active)
+        records.append(
+            HashRecord(
+                value=value,
+                changed_at=changed_at,
+                active_image_ids=active,
+                withdrawn_image_ids=withdrawn,
+                minor_depicted=any(
+                    h.minor_depicted for h in found if h.status in RegisteredImage.MATCHABLE
+                ),
+            )
+        )
+    # Images outside this page that share a served hash value were disclosed too.
+    disclosure_record(partner_id=partner.pk, image_ids=served)
+    return records, page

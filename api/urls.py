@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from csp.decorators import csp_update
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
-from api import views
+from api import feedback, feeds, views
+from api.errors import json_not_found
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/match", views.MatchApi.as_view(), name="api-match"),
@@ -14,6 +15,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/cases/status", views.CaseStatusApi.as_view(), name="api-case-status"),
     path("api/v1/cases/withdraw", views.CaseWithdrawApi.as_view(), name="api-case-withdraw"),
     path("api/v1/cases/images", views.CaseImagesApi.as_view(), name="api-case-images"),
+    path("api/v1/withdrawals/ack", views.WithdrawalAckApi.as_view(), name="api-withdrawal-ack"),
+    path("api/v1/hashes/changes", feeds.HashChangesApi.as_view(), name="api-hash-changes"),
+    path("api/v1/feedback", feedback.FeedbackCreateApi.as_view(), name="api-feedback"),
+    # The StopNCII.org wire format (api/stopncii.py): the client's names, case-sensitive.
+    path("v1/FetchHashes", feeds.StopNCIIFetchHashesApi.as_view(), name="stopncii-fetch"),
+    path("v1/SubmitFeedback", feeds.StopNCIISubmitFeedbackApi.as_view(), name="stopncii-feedback"),
+    path("v1/SubmitHashes", feeds.StopNCIISubmitHashesApi.as_view(), name="stopncii-submit"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",
@@ -23,4 +31,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         ),
         name="api-docs",
     ),
+    # Last: any other path under /api/ or /v1/ answers the error body, not an HTML page.
+    re_path(r"^(?:api|v1)/", json_not_found),
 ]

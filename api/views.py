@@ -19,7 +19,7 @@ from api.authentication import PartnerPrincipal, refuse_key_in_query, require_sc
 from api.errors import ApiError
 from api.match_ids import match_id_encode
 from api.models import MatchCall
-from api.services import partner_match
+from api.services import partner_match, withdrawal_ack_record
 from api.throttling import limit_client
 from registry import services
 from registry.exceptions import TooManyImages
@@ -244,6 +244,12 @@ class CaseSummarySerializer(serializers.Serializer[Any]):
     withdrawn_at = serializers.DateTimeField(allow_null=True)
     images = serializers.IntegerField()
     active_images = serializers.IntegerField()
+    partners_received = serializers.IntegerField(
+        help_text="Partner platforms that received this case's hashes."
+    )
+    partners_blocked = serializers.IntegerField(
+        help_text="Partner platforms that confirmed blocking a match of them."
+    )
 
 
 class CaseStatusApi(PublicCaseApi):
@@ -310,3 +316,52 @@ class CaseImagesApi(PublicCaseApi):
         case = self._case(data)
         services.case_add_images(case=case, images=images)
         return Response(CaseSummarySerializer(case_summary(case=case)).data, status=201)
+
+
+MAX_IDS_PER_ACK = 1000
+
+
+class WithdrawalAckApi(APIView):
+    """Confirm that you applied withdrawals: the registry shows which partners did, and when."""
+
+    permission_classes = [require_scope("sync")]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        ids = serializers.ListField(
+            child=serializers.CharField(max_length=64, trim_whitespace=False),
+            allow_empty=False,
+            help_text="Opaque image ids issued to you (in webhooks, the sync feed or matches).",
+        )
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        acknowledged = serializers.ListField(
+            child=serializers.CharField(), help_text="Recorded now or before."
+        )
+        unknown = serializers.ListField(
+            child=serializers.CharField(), help_text="Not issued to you, or no such image."
+        )
+        not_withdrawn = serializers.ListField(
+            child=serializers.CharField(), help_text="Not withdrawn: nothing to acknowledge."
+        )
+
+    @extend_schema(
+        operation_id="withdrawal_ack",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **_PARTNER_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        _check_batch(request.data, "ids", MAX_IDS_PER_ACK)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        principal = request.user
+        assert isinstance(principal, PartnerPrincipal)
+        result = withdrawal_ack_record(
+            partner=principal.partner, ids=serializer.validated_data["ids"]
+        )
+        return Response(
+            {
+                "acknowledged": result.acknowledged,
+                "unknown": result.unknown,
+                "not_withdrawn": result.not_withdrawn,
+            }
+        )

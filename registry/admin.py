@@ -8,9 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Count
 from django.http import HttpRequest
 
-from registry.models import AuditEvent, Case, Change, ConsentRecord, ImageHash, RegisteredImage
+from registry.models import (
+    AuditEvent,
+    Case,
+    Change,
+    ConsentRecord,
+    ImageHash,
+    RegisteredImage,
+    WithdrawalAck,
+)
 from registry.pdq import truncated
 
 
@@ -92,14 +101,45 @@ class HashInline(ReadOnlyInline):
         return truncated(bytes(obj.value))
 
 
+class WithdrawalAckInline(ReadOnlyInline):
+    """Which partners confirmed they applied this image's withdrawal, and when."""
+
+    model = WithdrawalAck
+    verbose_name = "partner confirmation of the withdrawal"
+    verbose_name_plural = "partner confirmations of the withdrawal"
+    # Partners are named by id here (registry does not depend on api); the "Withdrawal
+    # acknowledgements" page of the partner API's admin names them.
+    readonly_fields = ("partner_id", "acknowledged_at")
+    fields = readonly_fields
+    ordering = ("acknowledged_at",)
+    show_change_link = False
+
+
 @admin.register(RegisteredImage)
 class RegisteredImageAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "case", "quality", "status", "created_at", "withdrawn_at"]
+    list_display = [
+        "pk",
+        "case",
+        "quality",
+        "status",
+        "created_at",
+        "withdrawn_at",
+        "withdrawal_confirmations",
+    ]
     list_filter = ["status", "created_at"]
     search_fields = ["case__reference"]
     readonly_fields = ("case", "quality", "status", "created_at", "withdrawn_at")
     fields = readonly_fields
-    inlines = [HashInline]
+    inlines = [HashInline, WithdrawalAckInline]
+
+    @admin.display(description="partners confirmed withdrawal")
+    def withdrawal_confirmations(self, obj: RegisteredImage) -> int | str:
+        if obj.status != RegisteredImage.Status.WITHDRAWN:
+            return "-"
+        return int(getattr(obj, "confirmations", 0))
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).annotate(confirmations=Count("withdrawal_acks"))
 
 
 @admin.register(Change)

@@ -218,7 +218,11 @@ class Change(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["image"], name="change_image")]
+        indexes = [
+            models.Index(fields=["image"], name="change_image"),
+            # The StopNCII feed starts a fetch at a time, not at a sequence number.
+            models.Index(fields=["created_at"], name="change_created_at"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.kind} image {self.image_id}"
@@ -294,6 +298,7 @@ class AuditEvent(models.Model):
         PARTNER_CREATED = "partner.created"
         PARTNER_KEY_ISSUED = "partner.key_issued"
         PARTNER_KEY_REVOKED = "partner.key_revoked"
+        PARTNER_HASHES_SUBMITTED = "partner.hashes_submitted"
 
     created_at = models.DateTimeField()
     action = models.CharField(max_length=64, choices=Action.choices)

@@ -7,7 +7,7 @@ and to the audit record, and enqueues follow-up work only once the transaction h
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +17,18 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from registry import codes
+from registry.celery import app as celery_app
 from registry.exceptions import CaseAccessDenied, CaseWithdrawn, InvalidInput, TooManyImages
-from registry.models import AuditEvent, Case, Change, ConsentRecord, ImageHash, RegisteredImage
+from registry.models import (
+    AuditEvent,
+    Case,
+    Change,
+    ConsentRecord,
+    Disclosure,
+    Feedback,
+    ImageHash,
+    RegisteredImage,
+)
 from registry.pdq import DihedralHashes
 
 logger = logging.getLogger(__name__)
@@ -74,13 +84,41 @@ def _changes_append(*, image_ids: Sequence[int], kind: str) -> None:
     """
     if not image_ids:
         return
+    now = timezone.now()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHANGE_SEQUENCE_LOCK])
-    now = timezone.now()
+            # The database's clock, read under the lock: change times never decrease in sequence
+            # order, whatever the web servers' clocks say (the StopNCII feed pages by time).
+            cursor.execute("SELECT clock_timestamp()")
+            row = cursor.fetchone()
+            now = row[0]
     Change.objects.bulk_create(
         [Change(kind=kind, image_id=image_id, created_at=now) for image_id in image_ids]
     )
+    transaction.on_commit(_changes_announce)
+
+
+# The partner API turns committed changes into webhooks (api.tasks). The task is named, not
+# imported: registry does not depend on api.
+CHANGES_COMMITTED_TASK = "api.tasks.webhook_deliveries_dispatch_task"
+
+
+def _changes_announce() -> None:
+    """Ask the workers to notify partners of the changes just committed; never raises.
+
+    The person's registration or withdrawal has already committed: a broker that cannot be
+    reached must not turn it into an error. One attempt, no publish retries; the periodic sweep
+    (CELERY_BEAT_SCHEDULE) delivers whatever this could not enqueue.
+    """
+    try:
+        # Its own connection, tried once: the shared pool would retry for seconds on end.
+        with celery_app.connection_for_write(
+            connect_timeout=2, transport_options={"max_retries": 0}
+        ) as broker:
+            celery_app.signature(CHANGES_COMMITTED_TASK).apply_async(retry=False, connection=broker)
+    except Exception:  # any broker failure: the sweep catches up
+        logger.warning("could not enqueue the webhook dispatcher; the sweep will", exc_info=True)
 
 
 def _images_insert(
@@ -304,3 +342,116 @@ def case_check_secret(*, reference: object, secret: object) -> Case:
     if case is None or not matches or not canonical_secret:
         raise CaseAccessDenied
     return case
+
+
+# --- Distribution to partners: disclosures, feedback, partner-submitted hashes ---------------
+
+
+# A partner's submission carries no PDQ quality; the hash passed the bit-count checks of
+# registry.pdq, and a reviewer accepts or refuses it before it matches anything.
+PARTNER_SUBMISSION_QUALITY = 100
+
+
+def disclosure_record(*, partner_id: int, image_ids: Collection[int]) -> None:
+    """Record that ``partner_id`` received the hashes of ``image_ids`` now.
+
+    One statement: a new row per (partner, image) with its first time, or the last time moved
+    on for a row that exists. Call it in the request that serves the hashes, before answering.
+    """
+    if not image_ids:
+        return
+    now = timezone.now()
+    Disclosure.objects.bulk_create(
+        [
+            Disclosure(
+                partner_id=partner_id,
+                image_id=image_id,
+                first_disclosed_at=now,
+                last_disclosed_at=now,
+            )
+            for image_id in sorted(set(image_ids))
+        ],
+        update_conflicts=True,
+        unique_fields=["partner_id", "image"],
+        update_fields=["last_disclosed_at"],
+    )
+
+
+def feedback_record(
+    *, partner_id: int, image_ids: Collection[int], verdict: str, tags: Sequence[str] = ()
+) -> list[Feedback]:
+    """Record ``partner_id``'s ``verdict`` on each of ``image_ids`` (one row per image).
+
+    The rows are themselves the record of what the partner said (no audit event). Raises
+    InvalidInput for an unknown verdict. The caller has checked that the partner may speak of
+    these images (a match id issued to it, or hashes disclosed to it).
+    """
+    if verdict not in Feedback.Verdict.values:
+        raise InvalidInput(
+            "verdict_invalid", f"A verdict is one of: {', '.join(Feedback.Verdict.values)}."
+        )
+    now = timezone.now()
+    return Feedback.objects.bulk_create(
+        [
+            Feedback(
+                partner_id=partner_id,
+                image_id=image_id,
+                verdict=verdict,
+                tags=list(tags),
+                created_at=now,
+            )
+            for image_id in sorted(set(image_ids))
+        ]
+    )
+
+
+@transaction.atomic
+def image_submit_by_partner(*, partner_id: int, hashes: Sequence[bytes]) -> list[RegisteredImage]:
+    """Record hashes a partner submitted, each as one image awaiting review.
+
+    Each new image has no case (never a person's), ``submitted_by_partner=partner_id``, status
+    ``received``, scope ``intimate`` and one ``original`` hash. No change is appended: the image
+    is in no feed and matches nothing until a reviewer accepts it. A hash this partner already
+    submitted is not recorded twice. Appends one ``partner.hashes_submitted`` audit event with
+    the counts. Returns the images, new or already there, in the order of ``hashes``.
+    """
+    unique = list(dict.fromkeys(hashes))
+    existing = {
+        bytes(value): image_id
+        for value, image_id in ImageHash.objects.filter(
+            variant=ImageHash.Variant.ORIGINAL,
+            value__in=unique,
+            image__submitted_by_partner=partner_id,
+        ).values_list("value", "image_id")
+    }
+    fresh = [value for value in unique if value not in existing]
+    now = timezone.now()
+    created = RegisteredImage.objects.bulk_create(
+        [
+            RegisteredImage(
+                case=None,
+                submitted_by_partner=partner_id,
+                scope=ConsentRecord.Scope.INTIMATE,
+                minor_depicted=False,
+                quality=PARTNER_SUBMISSION_QUALITY,
+                status=RegisteredImage.Status.RECEIVED,
+                created_at=now,
+            )
+            for _ in fresh
+        ]
+    )
+    ImageHash.objects.bulk_create(
+        [
+            ImageHash(image=row, variant=ImageHash.Variant.ORIGINAL, value=value)
+            for row, value in zip(created, fresh, strict=True)
+        ]
+    )
+    existing.update({value: row.pk for row, value in zip(created, fresh, strict=True)})
+    audit_event_record(
+        action=AuditEvent.Action.PARTNER_HASHES_SUBMITTED,
+        actor=f"partner:{partner_id}",
+        subject=f"partner:{partner_id}",
+        details={"hashes": len(hashes), "new_images": len(created)},
+    )
+    images = RegisteredImage.objects.in_bulk([existing[value] for value in unique])
+    return [images[existing[value]] for value in hashes]

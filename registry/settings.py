@@ -130,6 +130,29 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Webhooks to partners (api.outbox, api.tasks) ---------------------------------------------
+# How often Celery beat runs the sweep: derive deliveries from new changes (catching any whose
+# enqueue failed, e.g. while the broker was down) and send those whose retry is due.
+WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 15, minimum=1)
+# A delivery's retries: after the n-th failed attempt, wait BASE * 2**(n-1) seconds, at most CAP;
+# give up (status "failed") after MAX_ATTEMPTS attempts (defaults: about 18 hours of retries).
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=1)
+WEBHOOK_RETRY_CAP_SECONDS = env_int("WEBHOOK_RETRY_CAP_SECONDS", 3600, minimum=1)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 24, minimum=1)
+# Seconds to connect to a partner's endpoint and to wait for its answer.
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
+# Development and tests only: allow http targets and private, loopback or link-local addresses.
+# Off, every target must be https and resolve only to public addresses (checked at send time).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "webhook-deliveries-sweep": {
+        "task": "api.tasks.webhook_deliveries_sweep_task",
+        "schedule": float(WEBHOOK_SWEEP_SECONDS),
+        # A sweep that waited longer than its period is superseded by the next one.
+        "options": {"expires": float(WEBHOOK_SWEEP_SECONDS)},
+    },
+}
+
 # --- Passwords and case secrets -------------------------------------------------------------
 # Case secrets are stored only as Argon2 digests, like staff passwords.
 PASSWORD_HASHERS = [
@@ -163,7 +186,8 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = False
+# Preloading is a commitment for every subdomain for months: an operator's choice.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # same-origin, not no-referrer: browsers send "Origin: null" with no-referrer, which fails
 # Django's CSRF check on every form; nothing is sent to another origin either way.
@@ -231,13 +255,16 @@ MATCH_HASHES_PER_MINUTE = env_int("MATCH_HASHES_PER_MINUTE", 120_000, minimum=1)
 PUBLIC_CASE_RATE = env_str("PUBLIC_CASE_RATE", "30/m")
 # How many reverse proxies (nginx, a load balancer) sit in front and append to X-Forwarded-For.
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0, maximum=5)
+# Days the change sequence keeps withdrawals (tombstones) for the sync feeds: a cursor older than
+# this gets 410 and its partner resyncs from the start. At least 45, as partners are promised.
+TOMBSTONE_RETENTION_DAYS = env_int("TOMBSTONE_RETENTION_DAYS", 45, minimum=45)
 
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.PartnerKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

@@ -233,3 +233,10 @@ def test_the_api_docs_page_loads_nothing_from_another_origin() -> None:
     assert b"<redoc spec-url" in response.content
     assert b"https://" not in response.content
     assert b"http://" not in response.content
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v2/match", "/v1/FetchHash"])
+def test_unknown_api_paths_answer_the_error_body(path: str) -> None:
+    response = Client().get(path)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

@@ -11,6 +11,7 @@ from django.test import Client
 from api.match_ids import match_id_decode
 from api.models import MatchCall
 from registry.matcher import Matcher
+from registry.models import RegisteredImage
 from registry.services import case_withdraw
 from tests.conftest import PartnerPersona
 from tests.factories import RegisteredCase, near_duplicate, random_hash, register_case
@@ -197,3 +198,24 @@ def test_malformed_bodies_get_400_with_the_error_body(
     error = response.json()["error"]
     assert error["code"] == code
     assert set(error) == {"code", "message", "details"}
+
+
+def test_a_disputed_image_keeps_matching_flagged_as_disputed(
+    partner_a: PartnerPersona, person: RegisteredCase, match_index: Matcher
+) -> None:
+    image = person.case.images.order_by("pk").first()
+    assert image is not None
+    RegisteredImage.objects.filter(pk=image.pk).update(status="disputed")
+    matches = _match(partner_a, [person.images[0].hashes[0].hex()]).json()["results"][0]
+    assert [match["status"] for match in matches["matches"]] == ["disputed"]
+
+
+def test_a_suspended_image_no_longer_matches(
+    partner_a: PartnerPersona, person: RegisteredCase, match_index: Matcher
+) -> None:
+    image = person.case.images.order_by("pk").first()
+    assert image is not None
+    RegisteredImage.objects.filter(pk=image.pk).update(status="suspended")
+    assert _match(partner_a, [person.images[0].hashes[0].hex()]).json()["results"][0] == {
+        "matches": []
+    }

@@ -1,0 +1,195 @@
+"""Benchmark of the service around the index, on a real PostgreSQL: start-up and request costs.
+
+Run: ``.venv/bin/python -m tests.benchmarks.bench_service [--hashes 10000000]`` (``make
+bench-db``). It creates (or empties) its own database, ``rempart_bench`` on the server of
+``DATABASE_URL`` (default: the local PostgreSQL), fills it with registered images whose hashes
+are shaped like real PDQ hashes (8 per image), and measures, printing a Markdown table:
+
+* loading every matchable hash from PostgreSQL into a process's index (binary COPY, parsing,
+  building), the start-up cost of every web process;
+* a partner key check (one indexed read and one HMAC);
+* ``registry.selectors.hash_match`` for one hash: a registered photo's near-duplicate (the
+  index finds it and the database confirms it) and an unrelated hash (no database work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import psycopg
+
+BENCH_DATABASE = "rempart_bench"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _prepare_environment() -> None:
+    server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rempart")
+    base, _, _ = server.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        exists = admin.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
+        ).fetchone()
+        if not exists:
+            admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+    os.environ["DATABASE_URL"] = f"{base}/{BENCH_DATABASE}"
+    # Measured as in production: DEBUG off (Django then keeps no record of queries).
+    os.environ["DEBUG"] = "0"
+    for name in ("SECRET_KEY", "KEY_PEPPER", "RECEIPT_SIGNING_KEY"):
+        os.environ.setdefault(name, "YmVuY2gtb25seS1rZXktYmVuY2gtb25seS1rZXktMDA=")
+    os.environ.setdefault("INDEX_AUTOSTART", "0")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hashes", type=int, default=10_000_000)
+    parser.add_argument("--calls", type=int, default=2000)
+    arguments = parser.parse_args()
+    _prepare_environment()
+
+    import django  # After the environment names the bench database.
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from api.services import partner_create, partner_key_authenticate, partner_key_issue
+    from registry import matcher as matcher_module
+    from registry.matcher import Matcher
+    from registry.selectors import hash_match
+    from registry.services import Attestations, case_create
+    from tests.benchmarks.datasets import PdqShape, make_dataset
+    from tests.factories import near_duplicate, random_dihedral
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE registry_imagehash, registry_change, registry_registeredimage, "
+            "registry_consentrecord, registry_auditevent, registry_case, api_matchcall, "
+            "api_partnerkey, api_partner CASCADE"
+        )
+    images = arguments.hashes // 8
+    log(f"generating {images * 8:,} PDQ-shaped hashes")
+    hashes = make_dataset("pdq", images * 8, queries=0, seed=7).hashes
+    case = case_create(
+        scope="intimate",
+        attestations=Attestations(
+            depicted_or_acting_for=True, rights_to_register=True, minor_depicted=False
+        ),
+        terms_version="bench",
+        language="en",
+        images=[random_dihedral()],
+    ).case
+    log(f"writing {images:,} images and {images * 8:,} hashes with COPY")
+    started = time.monotonic()
+    variants = ["original", "rot90", "rot180", "rot270", "flip_tb", "flip_lr", "transpose",
+                "antitranspose"]  # fmt: skip
+    raw = connection.connection
+    assert isinstance(raw, psycopg.Connection)
+    with raw.cursor() as cursor:
+        first_image = cursor.execute("SELECT max(id) + 1 FROM registry_registeredimage").fetchone()
+        first_hash = cursor.execute("SELECT max(id) + 1 FROM registry_imagehash").fetchone()
+        assert first_image
+        assert first_hash
+        image_base, hash_base = int(first_image[0]), int(first_hash[0])
+        with cursor.copy(
+            "COPY registry_registeredimage (id, case_id, scope, minor_depicted, quality, status, "
+            "created_at) FROM STDIN"
+        ) as copy:
+            rows = io.StringIO()
+            for offset in range(images):
+                rows.write(f"{image_base + offset}\t{case.pk}\tintimate\tf\t90\tactive\tnow\n")
+            copy.write(rows.getvalue())
+        chunk = 500_000
+        with cursor.copy(
+            "COPY registry_imagehash (id, image_id, variant, value) FROM STDIN"
+        ) as copy:
+            for start in range(0, images * 8, chunk):
+                rows = io.StringIO()
+                for row in range(start, min(start + chunk, images * 8)):
+                    rows.write(
+                        f"{hash_base + row}\t{image_base + row // 8}\t{variants[row % 8]}\t"
+                        f"\\\\x{hashes[row].tobytes().hex()}\n"
+                    )
+                copy.write(rows.getvalue())
+        for table in ("registry_registeredimage", "registry_imagehash"):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"  # noqa: S608, E501
+            )
+        cursor.execute("ANALYZE registry_registeredimage")
+        cursor.execute("ANALYZE registry_imagehash")
+    raw.commit()
+    log(f"written in {time.monotonic() - started:.0f} s")
+
+    rows_out: list[tuple[str, str]] = []
+    matcher = Matcher()
+    started = time.monotonic()
+    ids, values = matcher_module.load_matchable()
+    read_seconds = time.monotonic() - started
+    del ids, values
+    started = time.monotonic()
+    matcher.load()
+    load_seconds = time.monotonic() - started
+    status = matcher.status()
+    matcher_module._matcher = matcher  # the selector uses this process's matcher
+    rows_out.append(("hashes in the index", f"{status.size:,}"))
+    rows_out.append(("read from PostgreSQL (binary COPY, parsed)", f"{read_seconds:.1f} s"))
+    rows_out.append(("load at start-up (read and build)", f"{load_seconds:.1f} s"))
+    rows_out.append(("index memory", f"{status.nbytes / status.size:.1f} bytes a hash"))
+
+    partner = partner_create(name="bench")
+    raw_key = partner_key_issue(partner=partner, scopes=["match"]).raw
+    samples = []
+    for _ in range(arguments.calls):
+        began = time.perf_counter()
+        assert partner_key_authenticate(raw_key) is not None
+        samples.append((time.perf_counter() - began) * 1000)
+    p50, p99 = _percentiles(samples)
+    rows_out.append(("partner key check, p50 / p99", f"{p50:.3f} / {p99:.3f} ms"))
+
+    rng = np.random.default_rng(3)
+    unrelated = PdqShape.create().sample(arguments.calls, rng)
+    for label, make_query in (
+        ("hash_match, a near-duplicate of a registered photo", "near"),
+        ("hash_match, an unrelated hash", "unrelated"),
+    ):
+        samples = []
+        for _ in range(arguments.calls):
+            if make_query == "near":
+                stored = hashes[int(rng.integers(0, images * 8))].tobytes()
+                query = near_duplicate(stored, int(rng.integers(0, 20)))
+            else:
+                query = unrelated[len(samples)].tobytes()
+            began = time.perf_counter()
+            found = hash_match([query])
+            samples.append((time.perf_counter() - began) * 1000)
+            if make_query == "near":
+                assert found[0], "a near-duplicate was not matched"
+        p50, p99 = _percentiles(samples)
+        rows_out.append((f"{label}, p50 / p99", f"{p50:.3f} / {p99:.3f} ms"))
+
+    version = connection.cursor().connection.info.server_version
+    print(f"PostgreSQL {version // 10000}.{version % 100}, {os.cpu_count()} cores")
+    print()
+    print("| measure | value |")
+    print("| --- | --- |")
+    for name, value in rows_out:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
