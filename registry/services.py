@@ -112,6 +112,9 @@ def _changes_announce() -> None:
     (CELERY_BEAT_SCHEDULE) delivers whatever this could not enqueue.
     """
     try:
+        if celery_app.conf.task_always_eager:  # No broker (development): run it here, now.
+            celery_app.signature(CHANGES_COMMITTED_TASK).apply_async()
+            return
         # Its own connection, tried once: the shared pool would retry for seconds on end.
         with celery_app.connection_for_write(
             connect_timeout=2, transport_options={"max_retries": 0}
