@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from registry.exceptions import (
     CaseAccessDenied,
+    CaseCheckLimited,
     CaseWithdrawn,
     InvalidInput,
     RegistryError,
@@ -91,6 +92,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             details["index"] = exc.index
         details.update(getattr(exc, "location", {}))
         return Response(error_body(exc.code, exc.message, details), status=422)
+    if isinstance(exc, CaseCheckLimited):
+        response = Response(error_body(exc.code, exc.message, exc.details), status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     for error_type, status in _REGISTRY_STATUS:
         if isinstance(exc, error_type):
             return Response(error_body(exc.code, exc.message, exc.details), status=status)

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from api.authentication import PartnerPrincipal, require_scope
 from api.errors import ApiError
+from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from api.match_ids import match_id_decode
 from api.models import PartnerKey
 from api.views import _PARTNER_ERRORS, ErrorSerializer
@@ -39,6 +40,7 @@ class FeedbackCreateApi(APIView):
 
     @extend_schema(
         operation_id="feedback_create",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
         request=InputSerializer,
         responses={
             201: OutputSerializer,
@@ -46,6 +48,7 @@ class FeedbackCreateApi(APIView):
             **_PARTNER_ERRORS,
         },
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

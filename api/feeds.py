@@ -29,6 +29,7 @@ from api import stopncii
 from api.authentication import PartnerPrincipal, refuse_key_in_query, require_scope
 from api.cursors import cursor_encode, cursor_parse
 from api.errors import ApiError
+from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from api.match_ids import match_id_encode
 from api.models import PartnerKey
 from api.services import partner_changes_read, partner_hash_records_read, partner_key_authenticate
@@ -361,9 +362,11 @@ class StopNCIISubmitHashesApi(StopNCIIApi):
 
     @extend_schema(
         operation_id="stopncii_submit_hashes",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
         request=InputSerializer,
         responses={200: OpenApiResponse(description="Counts"), **_PARTNER_ERRORS},
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         _too_many(request.data, "hashRecords")
         serializer = self.InputSerializer(data=request.data)

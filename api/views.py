@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from api.authentication import PartnerPrincipal, refuse_key_in_query, require_scope
 from api.errors import ApiError
+from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from api.match_ids import match_id_encode
 from api.models import MatchCall
 from api.services import partner_match, withdrawal_ack_record
@@ -24,6 +25,7 @@ from api.throttling import limit_client
 from registry import services
 from registry.exceptions import TooManyImages
 from registry.pdq import DihedralHashes, InvalidHash, parse_dihedral, parse_hash
+from registry.ratelimits import client_digest
 from registry.selectors import case_summary
 
 MAX_HASHES_PER_MATCH = 1000
@@ -182,8 +184,10 @@ class PublicCaseApi(APIView):
         limit_client(request, group=self.rate_group, rate=settings.PUBLIC_CASE_RATE)
 
     def _case(self, data: dict[str, Any]) -> Any:
-        return services.case_check_secret(
-            reference=data["case_reference"], secret=data["case_secret"]
+        return services.case_check_secret_limited(
+            reference=data["case_reference"],
+            secret=data["case_secret"],
+            client=client_digest(self.request),
         )
 
 
@@ -210,10 +214,12 @@ class CaseCreateApi(PublicCaseApi):
 
     @extend_schema(
         operation_id="case_create",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
         request=InputSerializer,
         responses={201: OutputSerializer, **_ERRORS},
         auth=[],
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         _check_batch(request.data, "images", settings.REGISTRY_MAX_IMAGES_PER_REQUEST)
         serializer = self.InputSerializer(data=request.data)
@@ -299,6 +305,7 @@ class CaseImagesApi(PublicCaseApi):
 
     @extend_schema(
         operation_id="case_add_images",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
         request=InputSerializer,
         responses={
             201: CaseSummarySerializer,
@@ -307,6 +314,7 @@ class CaseImagesApi(PublicCaseApi):
         },
         auth=[],
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         _check_batch(request.data, "images", settings.REGISTRY_MAX_IMAGES_PER_REQUEST)
         serializer = self.InputSerializer(data=request.data)

@@ -40,6 +40,17 @@ class CaseAccessDenied(RegistryError):  # noqa: N818
     default_message = "No case matches this reference and secret."
 
 
+class CaseCheckLimited(RegistryError):  # noqa: N818
+    """Too many failed secret checks from this client, or from it on this reference."""
+
+    code = "case_check_limited"
+    default_message = "Too many failed attempts for this case or from this client; retry later."
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 class CaseWithdrawn(RegistryError):  # noqa: N818
     """The case was withdrawn: nothing can be added to it."""
 

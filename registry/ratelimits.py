@@ -2,7 +2,8 @@
 
 Clients are counted under a keyed digest of their address that changes every day: the address
 itself is never stored, not even in the cache. The people's pages and the partner API's public
-case endpoints both count through here.
+case endpoints both count through here, and so do failed case secret checks (per client and per
+case reference, see case_check_refusal).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 from django_ratelimit.core import get_usage
@@ -66,3 +69,65 @@ def over_limit(request: HttpRequest, group: str) -> bool:
     """Count one request in ``group``; True past PUBLIC_CASE_RATE for this client."""
     usage = client_usage(request, group)
     return bool(usage is not None and usage["should_limit"])
+
+
+# --- Case secret guessing -------------------------------------------------------------------
+# Only failed checks are counted, in fixed hourly windows on the shared cache. A client is
+# refused once it has failed too often overall, or once it has failed on a reference that has
+# itself had too many failures. A client that never failed on a limited reference still has its
+# secret checked: an attacker hammering a reference cannot lock its owner out, and a network of
+# clients gets at most one guess each per window at an 80-bit secret.
+
+CASE_CHECK_WINDOW_SECONDS = 3600
+
+
+def _case_check_keys(*, reference: str, client: str) -> tuple[str, str, str]:
+    window = int(time.time()) // CASE_CHECK_WINDOW_SECONDS
+    # The reference too is kept only as a keyed digest, so the cache names no case.
+    reference_digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"case-check:{reference}".encode(), hashlib.sha256
+    ).hexdigest()[:32]
+    return (
+        f"rl:case-check:client:{client}:{window}",
+        f"rl:case-check:reference:{reference_digest}:{window}",
+        f"rl:case-check:pair:{reference_digest}:{client}:{window}",
+    )
+
+
+def _retry_after() -> int:
+    return CASE_CHECK_WINDOW_SECONDS - int(time.time()) % CASE_CHECK_WINDOW_SECONDS
+
+
+def case_check_refusal(*, reference: str, client: str) -> int | None:
+    """Seconds to wait if ``client`` may not try a secret on ``reference`` now, else None.
+
+    ``reference`` is the canonical reference (or any fixed text for a malformed one), ``client``
+    a client digest. With the cache unreachable nothing is refused (logged).
+    """
+    client_key, reference_key, pair_key = _case_check_keys(reference=reference, client=client)
+    try:
+        counts = cache.get_many([client_key, reference_key, pair_key])
+    except _CACHE_ERRORS:
+        logger.warning("rate-limit cache unreachable; case checks not limited")
+        return None
+    if counts.get(client_key, 0) >= settings.CASE_CHECK_FAILURES_PER_CLIENT:
+        return _retry_after()
+    if (
+        counts.get(reference_key, 0) >= settings.CASE_CHECK_FAILURES_PER_REFERENCE
+        and counts.get(pair_key, 0) > 0
+    ):
+        return _retry_after()
+    return None
+
+
+def case_check_failure_record(*, reference: str, client: str) -> None:
+    """Count one failed secret check of ``client`` on ``reference`` (see case_check_refusal)."""
+    for key in _case_check_keys(reference=reference, client=client):
+        try:
+            cache.add(key, 0, CASE_CHECK_WINDOW_SECONDS + 60)
+            cache.incr(key)
+        except ValueError:  # The entry expired between add and incr.
+            cache.set(key, 1, CASE_CHECK_WINDOW_SECONDS + 60)
+        except _CACHE_ERRORS:
+            logger.warning("rate-limit cache unreachable; failed case check not counted")
+            return

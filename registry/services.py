@@ -16,9 +16,15 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from registry import codes
+from registry import codes, ratelimits
 from registry.celery import app as celery_app
-from registry.exceptions import CaseAccessDenied, CaseWithdrawn, InvalidInput, TooManyImages
+from registry.exceptions import (
+    CaseAccessDenied,
+    CaseCheckLimited,
+    CaseWithdrawn,
+    InvalidInput,
+    TooManyImages,
+)
 from registry.models import (
     AuditEvent,
     Case,
@@ -345,6 +351,29 @@ def case_check_secret(*, reference: object, secret: object) -> Case:
     if case is None or not matches or not canonical_secret:
         raise CaseAccessDenied
     return case
+
+
+# Counted for every malformed reference alike: they name no case.
+_MALFORMED_REFERENCE = "malformed"
+
+
+def case_check_secret_limited(*, reference: object, secret: object, client: str) -> Case:
+    """case_check_secret, limited against guessing; ``client`` is a ratelimits.client_digest.
+
+    Only failures count (registry.ratelimits.case_check_refusal says who is refused), so the
+    same answer comes for an unknown reference and a wrong secret, and the case's owner, who has
+    not failed on it, can still get in while an attacker is refused. Raises CaseCheckLimited
+    before any check when refused, else what case_check_secret raises.
+    """
+    counted_reference = codes.normalise_reference(reference) or _MALFORMED_REFERENCE
+    retry_after = ratelimits.case_check_refusal(reference=counted_reference, client=client)
+    if retry_after is not None:
+        raise CaseCheckLimited(retry_after=retry_after)
+    try:
+        return case_check_secret(reference=reference, secret=secret)
+    except CaseAccessDenied:
+        ratelimits.case_check_failure_record(reference=counted_reference, client=client)
+        raise
 
 
 # --- Distribution to partners: disclosures, feedback, partner-submitted hashes ---------------

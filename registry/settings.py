@@ -253,6 +253,10 @@ CSRF_FAILURE_VIEW = "registry.web.views.csrf_failure"
 MATCH_HASHES_PER_MINUTE = env_int("MATCH_HASHES_PER_MINUTE", 120_000, minimum=1)
 # Requests per client (known by a daily-rotating digest of its address) on the public endpoints.
 PUBLIC_CASE_RATE = env_str("PUBLIC_CASE_RATE", "30/m")
+# Failed case secret checks allowed an hour per client, and per case reference before the clients
+# that failed on it are refused (a client that never failed on it is still checked).
+CASE_CHECK_FAILURES_PER_CLIENT = env_int("CASE_CHECK_FAILURES_PER_CLIENT", 20, minimum=1)
+CASE_CHECK_FAILURES_PER_REFERENCE = env_int("CASE_CHECK_FAILURES_PER_REFERENCE", 10, minimum=1)
 # How many reverse proxies (nginx, a load balancer) sit in front and append to X-Forwarded-For.
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0, maximum=5)
 # Days the change sequence keeps withdrawals (tombstones) for the sync feeds: a cursor older than

@@ -17,6 +17,7 @@ from django.utils.translation import gettext, ngettext
 
 from registry.exceptions import (
     CaseAccessDenied,
+    CaseCheckLimited,
     CaseWithdrawn,
     InvalidInput,
     RegistryError,
@@ -88,6 +89,9 @@ def error_message(code: str, details: Mapping[str, Any]) -> str:
             "case instead."
         ),
         "rate_limited": gettext("Too many attempts in a short time. Wait a minute and try again."),
+        CaseCheckLimited.code: gettext(
+            "Too many wrong attempts for this case. Wait an hour, then try again."
+        ),
         "csrf_failed": gettext(
             "Your session has expired, or your browser blocked this site's cookie. Reload the "
             "page and try again. Nothing was sent."

@@ -28,10 +28,10 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from registry import codes, receipts, selectors, services
-from registry.exceptions import CaseAccessDenied, TooManyImages
+from registry.exceptions import CaseAccessDenied, CaseCheckLimited, TooManyImages
 from registry.models import Case, ConsentRecord
 from registry.pdq import MIN_QUALITY, DihedralHashes, InvalidHash, parse_dihedral
-from registry.ratelimits import over_limit
+from registry.ratelimits import client_digest, over_limit
 from registry.web.errors import RequestError, error_message, json_error, json_errors
 from registry.web.help import help_resources
 
@@ -211,7 +211,14 @@ def _check(request: HttpRequest, credentials: _Credentials) -> Case:
     """The case of these credentials; raises CaseAccessDenied, or RequestError when limited."""
     if over_limit(request, "web.case"):
         raise RequestError(429, "rate_limited")
-    return services.case_check_secret(reference=credentials.reference, secret=credentials.secret)
+    try:
+        return services.case_check_secret_limited(
+            reference=credentials.reference,
+            secret=credentials.secret,
+            client=client_digest(request),
+        )
+    except CaseCheckLimited as error:
+        raise RequestError(429, error.code) from None
 
 
 def _case_page(
