@@ -18,6 +18,7 @@ from api.match_ids import match_id_decode, match_id_encode
 from api.models import PartnerKey
 from api.services import partner_key_issue
 from registry.models import Change, ConsentRecord, Disclosure, RegisteredImage
+from registry.pdq import DIHEDRAL_VARIANTS
 from registry.services import case_withdraw, image_submit_by_partner
 from tests.conftest import PartnerPersona
 from tests.factories import RegisteredCase, random_hash, register_case
@@ -58,16 +59,7 @@ def test_the_feed_lists_additions_in_sequence_order_with_their_eight_hashes(
     assert first["status"] == "active"
     assert first["scope"] == "intimate"
     assert first["minor_depicted"] is False
-    assert [item["variant"] for item in first["hashes"]] == [
-        "original",
-        "rot90",
-        "rot180",
-        "rot270",
-        "flip_tb",
-        "flip_lr",
-        "transpose",
-        "antitranspose",
-    ]
+    assert [item["variant"] for item in first["hashes"]] == list(DIHEDRAL_VARIANTS)
     assert [item["hash"] for item in first["hashes"]] == [
         value.hex() for value in person.images[0].hashes
     ]
