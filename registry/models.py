@@ -288,7 +288,9 @@ class WithdrawalAck(models.Model):
 class AuditEvent(models.Model):
     """An append-only record of something done: by whom (a role and an id), to what, when.
 
-    Never a hash, a secret or an IP address. A database trigger refuses UPDATE and DELETE.
+    Never a hash, a secret or an IP address. A database trigger refuses UPDATE and DELETE, and
+    each event carries the digest of the one before it (a hash chain, registry.audit), so that
+    an event altered or removed behind the application's back is found by ``audit_verify``.
     """
 
     class Action(models.TextChoices):
@@ -307,6 +309,8 @@ class AuditEvent(models.Model):
     # What it was done to: "case:<reference>", "partner:<id>", "key:<lookup id>".
     subject = models.CharField(max_length=64)
     details = models.JSONField(default=dict, blank=True)
+    previous_digest = models.CharField(max_length=64, blank=True)
+    digest = models.CharField(max_length=64, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["subject", "created_at"], name="audit_subject_time")]

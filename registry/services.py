@@ -16,7 +16,7 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from registry import codes, ratelimits
+from registry import audit, codes, ratelimits
 from registry.celery import app as celery_app
 from registry.exceptions import (
     CaseAccessDenied,
@@ -72,13 +72,20 @@ def audit_event_record(
     ``details`` must hold counts, scopes and identifiers only: never a hash, a secret or an IP
     address.
     """
-    return AuditEvent.objects.create(
-        created_at=timezone.now(),
-        action=action,
-        actor=actor,
-        subject=subject,
-        details=details or {},
-    )
+    content: dict[str, Any] = {
+        "created_at": timezone.now(),
+        "action": action,
+        "actor": actor,
+        "subject": subject,
+        "details": details or {},
+    }
+    with transaction.atomic():
+        previous = audit.chain_head()  # Locks the chain until the outermost transaction ends.
+        return AuditEvent.objects.create(
+            **content,
+            previous_digest=previous,
+            digest=audit.event_digest(previous_digest=previous, **content),
+        )
 
 
 def _changes_append(*, image_ids: Sequence[int], kind: str) -> None:
