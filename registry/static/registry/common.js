@@ -82,6 +82,26 @@ export function showReceipt(root, html) {
 }
 
 /**
+ * Send `body` to the form's submit URL and show the receipt it answers in `root`; on a refusal
+ * or a network failure, show the message in `summary` and let the person try again. `submit` is
+ * disabled and `sending` shown while the request is under way.
+ */
+export async function sendForReceipt({ root, form, summary, submit, sending, messages, body }) {
+  submit.disabled = true;
+  sending.hidden = false;
+  try {
+    const answer = await postJson(form.dataset.submitUrl, body);
+    showReceipt(root, answer.receipt_html);
+  } catch (error) {
+    const message =
+      error instanceof RegistryAnswer ? error.message || messages.failed : messages.network;
+    showErrors(summary, [{ message }]);
+    submit.disabled = false;
+    sending.hidden = true;
+  }
+}
+
+/**
  * Show `errors` ({message, target}) in an error summary and focus it; each error with a target
  * links to the field to fix. An empty list hides the summary.
  */

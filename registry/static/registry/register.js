@@ -4,7 +4,7 @@
  * (the reference, the secret shown once, the signed receipt) replaces the form.
  */
 
-import { postJson, readMessages, RegistryAnswer, showErrors, showReceipt } from "./common.js";
+import { readMessages, sendForReceipt, showErrors } from "./common.js";
 import { PhotoPicker } from "./photos.js";
 
 const root = document.querySelector("[data-register-root]");
@@ -64,10 +64,14 @@ form.addEventListener("submit", async (event) => {
   const errors = problems();
   showErrors(summary, errors);
   if (errors.length) return;
-  submit.disabled = true;
-  sending.hidden = false;
-  try {
-    const answer = await postJson(form.dataset.submitUrl, {
+  await sendForReceipt({
+    root,
+    form,
+    summary,
+    submit,
+    sending,
+    messages,
+    body: {
       scope: checked("scope"),
       attestations: {
         depicted_or_acting_for: form.querySelector("#depicted").checked,
@@ -75,15 +79,8 @@ form.addEventListener("submit", async (event) => {
         minor_depicted: checked("minor_depicted") === "yes",
       },
       images: picker.readyImages(),
-    });
-    showReceipt(root, answer.receipt_html);
-  } catch (error) {
-    const message =
-      error instanceof RegistryAnswer ? error.message || messages.failed : messages.network;
-    showErrors(summary, [{ message }]);
-    submit.disabled = false;
-    sending.hidden = true;
-  }
+    },
+  });
 });
 
 updateSummary();

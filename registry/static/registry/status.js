@@ -4,7 +4,7 @@
  * answer, a signed receipt for the added photos, replaces the page's content.
  */
 
-import { postJson, readMessages, RegistryAnswer, showErrors, showReceipt } from "./common.js";
+import { readMessages, sendForReceipt, showErrors } from "./common.js";
 import { PhotoPicker } from "./photos.js";
 
 const root = document.querySelector("[data-status-root]");
@@ -25,20 +25,17 @@ form.addEventListener("submit", async (event) => {
   }
   showErrors(summary, errors);
   if (errors.length) return;
-  submit.disabled = true;
-  sending.hidden = false;
-  try {
-    const answer = await postJson(form.dataset.submitUrl, {
+  await sendForReceipt({
+    root,
+    form,
+    summary,
+    submit,
+    sending,
+    messages,
+    body: {
       case_reference: form.elements.case_reference.value,
       case_secret: form.elements.case_secret.value,
       images: picker.readyImages(),
-    });
-    showReceipt(root, answer.receipt_html);
-  } catch (error) {
-    const message =
-      error instanceof RegistryAnswer ? error.message || messages.failed : messages.network;
-    showErrors(summary, [{ message }]);
-    submit.disabled = false;
-    sending.hidden = true;
-  }
+    },
+  });
 });
