@@ -196,9 +196,6 @@ class Matcher:
         connections.close_all()
 
     # --- Answering -----------------------------------------------------------------------
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        return self._ready.wait(timeout)
-
     def status(self) -> IndexStatus:
         index = self._index
         return IndexStatus(
