@@ -2,23 +2,27 @@
 
 - ``partner_a`` and ``partner_b``: two platforms; B must never learn anything about A's use.
 - ``revoked_partner``: a platform whose only key was revoked.
-- ``reviewer``: a staff member who reviews disputed hashes.
+- ``reviewer``: a staff member in the reviewers group, who decides on disputed hashes.
+- ``superuser``: an administrator who manages partners, keys and settings.
+- ``staff_client``: logs a staff member into the admin, second factor included.
 - ``person``: someone who registered two photos, with the secret they were given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.cache import cache
+from django.test import Client
 
 from api.models import Partner, PartnerKey
 from api.services import partner_key_issue, partner_key_revoke
 from registry import matcher as matcher_module
 from registry.matcher import Matcher
+from registry.roles import REVIEWERS
 from tests.factories import RegisteredCase, register_case
 
 ALL_SCOPES = [scope.value for scope in PartnerKey.Scope]
@@ -61,7 +65,26 @@ def revoked_partner(db: None) -> PartnerPersona:
 
 @pytest.fixture
 def reviewer(db: None) -> User:
-    return User.objects.create_user("reviewer", password="a long reviewer password", is_staff=True)
+    user = User.objects.create_user("reviewer", password="a long reviewer password", is_staff=True)
+    group, _ = Group.objects.get_or_create(name=REVIEWERS)
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def superuser(db: None) -> User:
+    return User.objects.create_superuser("admin", password="a long admin password")
+
+
+@pytest.fixture
+def staff_client(client: Client) -> Callable[[User], Client]:
+    """Returns a function that logs a staff member into the admin and gives the client."""
+
+    def login(user: User) -> Client:
+        client.force_login(user)
+        return client
+
+    return login
 
 
 @pytest.fixture
