@@ -1,7 +1,8 @@
 """One error body everywhere: ``{"error": {"code", "message", "details"}}``.
 
 Codes are stable; messages are for people; details locate the problem (which field, which hash).
-Every failure a client can cause ends here as a 4xx, never a 500.
+Every failure a client can cause ends here as a 4xx, never a 500; a database that cannot be
+reached (restarting, failing over) as a 503 ``service_unavailable`` with Retry-After.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from registry.exceptions import (
     TooManyImages,
 )
 from registry.pdq import InvalidHash
+from registry.web.errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +134,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             ("request_refused", str(exc.detail)),
         )
         return _with_auth_header(Response(error_body(code, message), status=exc.status_code))
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        # PostgreSQL restarting or failing over: what the request wrote was rolled back, and
+        # the client may retry (with the same Idempotency-Key if it sent one).
+        logger.warning("database unavailable (%s): answered 503", type(exc).__name__)
+        response = Response(
+            error_body(
+                "service_unavailable",
+                "The registry is briefly unavailable: retry in a few seconds, with the same "
+                "Idempotency-Key if you sent one.",
+            ),
+            status=503,
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     return None
 
 

@@ -15,7 +15,7 @@ from api.errors import ApiError
 from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from api.match_ids import match_id_decode
 from api.models import PartnerKey
-from api.views import _PARTNER_ERRORS, ErrorSerializer
+from api.views import _PARTNER_ERRORS, ErrorSerializer, TextField
 from registry import services
 from registry.models import Feedback, RegisteredImage
 
@@ -26,10 +26,10 @@ class FeedbackCreateApi(APIView):
     permission_classes = [require_scope(PartnerKey.Scope.FEEDBACK)]
 
     class InputSerializer(serializers.Serializer[Any]):
-        match_id = serializers.CharField(max_length=64, trim_whitespace=False)
+        match_id = TextField(max_length=64, trim_whitespace=False)
         verdict = serializers.ChoiceField(choices=Feedback.Verdict.values)
         tags = serializers.ListField(
-            child=serializers.CharField(max_length=100), max_length=32, required=False, default=list
+            child=TextField(max_length=100), max_length=32, required=False, default=list
         )
 
     class OutputSerializer(serializers.Serializer[Any]):

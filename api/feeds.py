@@ -12,6 +12,7 @@ Feed answers are never cached (``Cache-Control: no-store``): they carry raw hash
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -19,10 +20,12 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from redis.exceptions import RedisError
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from api import stopncii
@@ -33,7 +36,7 @@ from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from api.match_ids import match_id_encode
 from api.models import PartnerKey
 from api.services import partner_changes_read, partner_hash_records_read, partner_key_authenticate
-from api.views import _PARTNER_ERRORS, ErrorSerializer
+from api.views import _PARTNER_ERRORS, ErrorSerializer, TextField, WholeNumberField
 from registry import services
 from registry.pdq import InvalidHash, format_hash, parse_hash
 from registry.selectors import (
@@ -41,6 +44,8 @@ from registry.selectors import (
     change_last_before,
     images_disclosed_with_hash,
 )
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
@@ -59,6 +64,33 @@ def _no_store(response: Response) -> Response:
     add_never_cache_headers(response)
     response["Cache-Control"] = "no-store"
     return response
+
+
+class PartnerSyncThrottle(SimpleRateThrottle):
+    """SYNC_REQUESTS_PER_MINUTE feed requests a partner may make, both feeds together.
+
+    Counted per partner (never per address) on the shared cache; past it, 429 ``rate_limited``
+    with Retry-After. With the cache unreachable the request goes through (logged), as for the
+    other limits: a partner's sync of withdrawals matters more than the limit.
+    """
+
+    scope = "sync"
+
+    def get_rate(self) -> str:
+        return f"{settings.SYNC_REQUESTS_PER_MINUTE}/min"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        principal = request.user
+        if not isinstance(principal, PartnerPrincipal):
+            return None
+        return f"rl:sync:{principal.partner.pk}"
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError):
+            logger.warning("rate-limit cache unreachable; sync feeds not limited")
+            return True
 
 
 def _check_retention(change_id: int) -> None:
@@ -82,6 +114,7 @@ class HashChangesApi(APIView):
     """Every addition and withdrawal of the hash list, in order, from a cursor (scope sync)."""
 
     permission_classes = [require_scope(PartnerKey.Scope.SYNC)]
+    throttle_classes = [PartnerSyncThrottle]
 
     class InputSerializer(serializers.Serializer[Any]):
         cursor = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
@@ -120,7 +153,8 @@ class HashChangesApi(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.query_params)
+        # A plain dict: an empty value is refused, not read as the default.
+        serializer = self.InputSerializer(data=request.query_params.dict())
         serializer.is_valid(raise_exception=True)
         text = serializer.validated_data.get("cursor") or ""
         after_id = cursor_parse(text) if text else 0
@@ -219,6 +253,7 @@ class StopNCIIFetchHashesApi(StopNCIIApi):
     """StopNCII ``FetchHashes``: the hash list as per-hash records, paged (scope sync)."""
 
     permission_classes = [require_scope(PartnerKey.Scope.SYNC)]
+    throttle_classes = [PartnerSyncThrottle]
 
     class InputSerializer(serializers.Serializer[Any]):
         startTimestamp = serializers.IntegerField(  # noqa: N815 - the wire format's name
@@ -231,13 +266,36 @@ class StopNCIIFetchHashesApi(StopNCIIApi):
             required=False, allow_blank=True, trim_whitespace=False
         )
 
+    class RecordSerializer(serializers.Serializer[Any]):
+        lastModtimestamp = serializers.IntegerField()  # noqa: N815
+        signalType = serializers.CharField()  # noqa: N815
+        hashValue = serializers.CharField(help_text="64 hexadecimal digits (PDQ).")  # noqa: N815
+        hashStatus = serializers.ChoiceField(  # noqa: N815
+            choices=[stopncii.STATUS_ACTIVE, stopncii.STATUS_WITHDRAWN]
+        )
+        caseNumbers = serializers.DictField(  # noqa: N815
+            child=serializers.CharField(), help_text="Your opaque image ids, with their status."
+        )
+        CSPFeedbacks = serializers.ListField(child=serializers.DictField())
+        minorDepicted = serializers.BooleanField()  # noqa: N815
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        count = serializers.IntegerField()
+        nextPageToken = serializers.CharField(allow_null=True)  # noqa: N815
+        nextSetTimestamp = serializers.IntegerField()  # noqa: N815
+        hasMoreRecords = serializers.BooleanField()  # noqa: N815
+        hashRecords = serializers.ListField(child=serializers.DictField())  # noqa: N815
+
+    OutputSerializer._declared_fields["hashRecords"] = RecordSerializer(many=True)
+
     @extend_schema(
         operation_id="stopncii_fetch_hashes",
         parameters=[InputSerializer],
-        responses={200: OpenApiResponse(description="StopNCII FetchHashes"), **_PARTNER_ERRORS},
+        responses={200: OutputSerializer, **_PARTNER_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.query_params)
+        # A plain dict: an empty value is refused, not read as the default.
+        serializer = self.InputSerializer(data=request.query_params.dict())
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         start = data["startTimestamp"]
@@ -247,6 +305,9 @@ class StopNCIIFetchHashesApi(StopNCIIApi):
             after_id = cursor_parse(token)
         else:
             after_id = change_last_before(dt.datetime.fromtimestamp(start, tz=dt.UTC))
+        # A checkpoint older than the tombstones kept would miss withdrawals: refused, as the
+        # native feed refuses such a cursor, so the client resyncs from the start.
+        _check_retention(after_id)
         partner = _principal(request).partner
         records, page = partner_hash_records_read(
             partner=partner, after_id=after_id, limit=stopncii.changes_per_page(data["pageSize"])
@@ -277,7 +338,7 @@ def _too_many(data: Any, field: str) -> None:
 
 
 _TAGS = serializers.ListField(
-    child=serializers.CharField(max_length=100), max_length=32, required=False, default=list
+    child=TextField(max_length=100), max_length=32, required=False, default=list
 )
 
 
@@ -291,22 +352,27 @@ class StopNCIISubmitFeedbackApi(StopNCIIApi):
     permission_classes = [require_scope(PartnerKey.Scope.FEEDBACK)]
 
     class ItemSerializer(serializers.Serializer[Any]):
-        hashValue = serializers.CharField(max_length=200, trim_whitespace=False)  # noqa: N815
+        hashValue = TextField(max_length=200, trim_whitespace=False)  # noqa: N815
         feedbackValue = serializers.ChoiceField(  # noqa: N815
             choices=sorted(stopncii.FEEDBACK_VALUES)
         )
         tags = _TAGS
 
     class InputSerializer(serializers.Serializer[Any]):
-        count = serializers.IntegerField(required=False, min_value=0)
+        count = WholeNumberField(required=False, min_value=0)
         hashFeedbacks = serializers.ListField(child=serializers.DictField())  # noqa: N815
 
     InputSerializer._declared_fields["hashFeedbacks"] = ItemSerializer(many=True)
 
+    class OutputSerializer(serializers.Serializer[Any]):
+        count = serializers.IntegerField()
+        recorded = serializers.IntegerField()
+        ignored = serializers.IntegerField()
+
     @extend_schema(
         operation_id="stopncii_submit_feedback",
         request=InputSerializer,
-        responses={200: OpenApiResponse(description="Counts"), **_PARTNER_ERRORS},
+        responses={200: OutputSerializer, **_PARTNER_ERRORS},
     )
     def post(self, request: Request) -> Response:
         _too_many(request.data, "hashFeedbacks")
@@ -345,26 +411,30 @@ class StopNCIISubmitHashesApi(StopNCIIApi):
     permission_classes = [require_scope(PartnerKey.Scope.SUBMIT)]
 
     class RecordSerializer(serializers.Serializer[Any]):
-        lastModtimestamp = serializers.IntegerField(required=False)  # noqa: N815
-        signalType = serializers.CharField(max_length=64)  # noqa: N815
-        hashValue = serializers.CharField(max_length=200, trim_whitespace=False)  # noqa: N815
+        lastModtimestamp = WholeNumberField(required=False)  # noqa: N815
+        signalType = TextField(max_length=64)  # noqa: N815
+        hashValue = TextField(max_length=200, trim_whitespace=False)  # noqa: N815
         CSPFeedbacks = serializers.ListField(
             child=serializers.DictField(), required=False, max_length=32
         )
 
     class InputSerializer(serializers.Serializer[Any]):
-        count = serializers.IntegerField(required=False, min_value=0)
+        count = WholeNumberField(required=False, min_value=0)
         hashRecords = serializers.ListField(  # noqa: N815
             child=serializers.DictField(), allow_empty=False
         )
 
     InputSerializer._declared_fields["hashRecords"] = RecordSerializer(many=True, allow_empty=False)
 
+    class OutputSerializer(serializers.Serializer[Any]):
+        count = serializers.IntegerField()
+        status = serializers.ChoiceField(choices=["Received"])
+
     @extend_schema(
         operation_id="stopncii_submit_hashes",
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         request=InputSerializer,
-        responses={200: OpenApiResponse(description="Counts"), **_PARTNER_ERRORS},
+        responses={200: OutputSerializer, **_PARTNER_ERRORS},
     )
     @idempotent
     def post(self, request: Request) -> Response:

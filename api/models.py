@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -66,6 +67,9 @@ class PartnerKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set while the key has an open probing alert (api.probing): its match budget is divided by
+    # PROBING_SLOWDOWN_FACTOR until a reviewer clears the alert. Read with the key, at no cost.
+    slowed_since = models.DateTimeField(null=True, blank=True)
 
     objects = PartnerKeyQuerySet.as_manager()
 
@@ -170,3 +174,49 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key_digest[:8]}"
+
+
+class ProbingAlert(models.Model):
+    """Suspected probing by one key: its queries clustered, or it matched abnormally often.
+
+    Counts only, never a hash. While an alert is open the key is slowed down (see
+    PartnerKey.slowed_since); a reviewer or a superuser clears it in the admin (api.probing).
+    """
+
+    class Reason(models.TextChoices):
+        CLUSTERED_QUERIES = "clustered_queries", "Queries within a few bits of each other"
+        HIGH_HIT_RATE = "high_hit_rate", "Abnormal share of queries matching"
+
+    key = models.ForeignKey(PartnerKey, on_delete=models.PROTECT, related_name="probing_alerts")
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="probing_alerts")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    # What the process that raised it had observed of the key's recent queries.
+    queries = models.PositiveIntegerField()
+    matched_queries = models.PositiveIntegerField()
+    close_pairs = models.PositiveIntegerField()
+    opened_at = models.DateTimeField(default=timezone.now)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="probing_alerts_cleared",
+        null=True,
+        blank=True,
+    )
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cleared_at__isnull=True, cleared_by__isnull=True)
+                | Q(cleared_at__isnull=False, cleared_by__isnull=False),
+                name="probing_alert_cleared_by_someone",
+            ),
+        ]
+        indexes = [models.Index(fields=["key", "cleared_at"], name="probing_alert_key_open")]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()}: {self.key} ({self.opened_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None

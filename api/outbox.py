@@ -30,7 +30,13 @@ from registry.models import Change
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPES = {Change.Kind.ADDED: "image.added", Change.Kind.WITHDRAWN: "image.withdrawn"}
+# A reviewer's suspension is a removal, as a withdrawal is: partners that know only these two
+# types do the right thing; its payload says ``"reason": "suspended"`` for those that care.
+EVENT_TYPES = {
+    Change.Kind.ADDED: "image.added",
+    Change.Kind.WITHDRAWN: "image.withdrawn",
+    Change.Kind.SUSPENDED: "image.withdrawn",
+}
 # Serialises dispatchers, so that two never read the same "last derived change" at once.
 _DISPATCH_LOCK = 0x5745424B  # "WEBK"
 # Changes turned into deliveries per partner in one dispatch; the sweep continues a backlog.
@@ -82,6 +88,13 @@ def _derive_for_partner(partner: Partner) -> list[WebhookDelivery]:
     rows: list[WebhookDelivery] = []
     for change in changes[:DISPATCH_BATCH]:
         event_type = EVENT_TYPES[Change.Kind(change.kind)]
+        data = {
+            "id": match_id_encode(image_id=change.image_id, partner_id=partner.pk),
+            "scope": change.image.scope,
+            "minor_depicted": change.image.minor_depicted,
+        }
+        if change.kind == Change.Kind.SUSPENDED:
+            data["reason"] = "suspended"
         rows.append(
             WebhookDelivery(
                 partner=partner,
@@ -91,11 +104,7 @@ def _derive_for_partner(partner: Partner) -> list[WebhookDelivery]:
                 payload={
                     "type": event_type,
                     "timestamp": change.created_at.isoformat().replace("+00:00", "Z"),
-                    "data": {
-                        "id": match_id_encode(image_id=change.image_id, partner_id=partner.pk),
-                        "scope": change.image.scope,
-                        "minor_depicted": change.image.minor_depicted,
-                    },
+                    "data": data,
                 },
                 next_attempt_at=now,
                 created_at=now,

@@ -18,6 +18,18 @@ class AutoSchema(SpectacularAutoSchema):
     def get_serializer_name(self, serializer: serializers.Serializer[Any], direction: Any) -> str:
         return serializer.__class__.__qualname__.replace(".", "").replace("Serializer", "")
 
+    def _map_serializer_field(
+        self, field: Any, direction: Any, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        """The field's schema, with ``minItems: 1`` for a list that refuses to be empty."""
+        schema: dict[str, Any] = super()._map_serializer_field(  # type: ignore[no-untyped-call]
+            field, direction, bypass_extensions
+        )
+        lists = (serializers.ListField, serializers.ListSerializer)
+        if isinstance(field, lists) and not field.allow_empty and schema.get("type") == "array":
+            schema.setdefault("minItems", 1)
+        return schema
+
 
 class PartnerKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """``Authorization: Bearer rmp_<lookup id>_<secret>``."""

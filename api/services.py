@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from api import outbox
 from api.keys import digests_equal, key_digest, new_key, parse_key
 from api.match_ids import match_id_decode
 from api.models import MatchCall, Partner, PartnerKey, WebhookDelivery
+from api.probing import slowed_key_id
 from api.throttling import limit_partner_hashes
+from registry import review
 from registry.exceptions import InvalidInput
 from registry.models import AuditEvent, Change, ConsentRecord, RegisteredImage, WithdrawalAck
 from registry.selectors import (
@@ -29,6 +36,9 @@ from registry.services import audit_event_record, disclosure_record
 
 # Two usable keys at once let a partner rotate: issue the new one, deploy it, revoke the old.
 MAX_USABLE_KEYS = 2
+
+logger = logging.getLogger(__name__)
+ModelT = TypeVar("ModelT", bound=Model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +132,61 @@ def partner_key_revoke(*, key: PartnerKey, actor: str = "system") -> bool:
     return bool(updated)
 
 
+@functools.cache
+def _key_read_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = [f"k.{quote(field.column)}" for field in PartnerKey._meta.concrete_fields] + [
+        f"p.{quote(field.column)}" for field in Partner._meta.concrete_fields
+    ]
+    return (
+        f"SELECT {', '.join(columns)} FROM {quote(PartnerKey._meta.db_table)} k "  # noqa: S608
+        f"JOIN {quote(Partner._meta.db_table)} p ON p.{quote(Partner._meta.pk.column)} = "
+        f"k.{quote(PartnerKey._meta.get_field('partner').column)} WHERE k.lookup_id = %s"
+    )
+
+
+@functools.cache
+def _row_converters(model: type[Model], vendor: str) -> list[tuple[Any, list[Any]]]:
+    """What the ORM applies to each selected column: the backend's converters, then the
+    field's (the same for every connection to one kind of database)."""
+    found = []
+    for field in model._meta.concrete_fields:
+        column: Any = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        found.append((column, converters))
+    return found
+
+
+def _from_row(model: type[ModelT], values: Sequence[Any]) -> ModelT:
+    converted = []
+    for (column, converters), value in zip(
+        _row_converters(model, connection.vendor), values, strict=True
+    ):
+        for converter in converters:
+            value = converter(value, column, connection)
+        converted.append(value)
+    names = [field.attname for field in model._meta.concrete_fields]
+    return model.from_db(connection.alias, names, converted)
+
+
+def _key_read(lookup_id: str) -> PartnerKey | None:
+    """The key with ``lookup_id`` and its partner, in one indexed read.
+
+    The same query as ``select_related("partner").filter(lookup_id=...)``, written out once:
+    building it through the ORM cost several times the database's own work, on every partner
+    request (tests/load/).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_key_read_sql(), [lookup_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(PartnerKey._meta.concrete_fields)
+    key = _from_row(PartnerKey, row[:split])
+    key.partner = _from_row(Partner, row[split:])
+    return key
+
+
 def partner_key_authenticate(raw: str) -> PartnerKey | None:
     """Return the usable key whose text is ``raw``, or None. One indexed read and one HMAC.
 
@@ -131,12 +196,9 @@ def partner_key_authenticate(raw: str) -> PartnerKey | None:
     parsed = parse_key(raw)
     if parsed is None:
         return None
-    found = list(
-        PartnerKey.objects.select_related("partner").filter(lookup_id=parsed.lookup_id)[:1]
-    )
-    if not found:
+    key = _key_read(parsed.lookup_id)
+    if key is None:
         return None
-    key = found[0]
     if not digests_equal(key.digest, key_digest(parsed.raw, settings.KEY_PEPPER)):
         return None
     if not key.is_usable(now=timezone.now()):
@@ -151,19 +213,102 @@ def partner_match(
 
     Counts each hash against the partner's rate limit (raises RateLimited), matches through
     registry.selectors.hash_match, and writes one MatchCall row: partner, time, counts and
-    purpose, never the hashes.
+    purpose, never the hashes. Counts each image's matches for the review's spike rule.
+    A key under a probing alert gets a fraction of the budget (api.probing).
     """
-    limit_partner_hashes(key.partner, len(hashes))
+    limit_partner_hashes(key.partner, len(hashes), slowed_key=slowed_key_id(key))
     results = hash_match(hashes, max_distance=max_distance)
-    MatchCall.objects.create(
-        partner_id=key.partner_id,
-        key=key,
-        purpose=purpose,
-        hashes=len(hashes),
-        matched_hashes=sum(1 for matches in results if matches),
-        matches=sum(len(matches) for matches in results),
+    review.image_matches_record(match.image_id for matches in results for match in matches)
+    match_call_recorder.record(
+        MatchCall(
+            partner_id=key.partner_id,
+            key_id=key.pk,
+            purpose=purpose,
+            hashes=len(hashes),
+            matched_hashes=sum(1 for matches in results if matches),
+            matches=sum(len(matches) for matches in results),
+        )
     )
     return results
+
+
+class MatchCallRecorder:
+    """Writes this process's MatchCall rows.
+
+    Until ``start()``, each row is written at once. The web processes start it (post_fork in
+    deploy/gunicorn.conf.py): rows then wait in memory and a thread writes them in one INSERT
+    every ``interval`` seconds, rather than an INSERT and a commit on every match call (about a
+    sixth of a single-hash call's cost, measured with tests/load/). A row is a usage
+    count, never a hash: a crash loses at most the last interval's rows, and ``stop()`` (at
+    worker exit) writes what is left. Rows that could not be written (the database restarting)
+    are kept for the next attempt, up to MAX_PENDING.
+    """
+
+    MAX_PENDING = 100_000
+
+    def __init__(self) -> None:
+        self._pending: list[MatchCall] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def record(self, row: MatchCall) -> None:
+        if self._thread is None:
+            row.save(force_insert=True)
+            return
+        with self._lock:
+            self._pending.append(row)
+            if len(self._pending) > self.MAX_PENDING:
+                del self._pending[: len(self._pending) - self.MAX_PENDING]
+                logger.warning("match call records dropped: the database is not answering")
+
+    def flush(self) -> int:
+        """Write the waiting rows now; return how many were written."""
+        with self._lock:
+            rows, self._pending = self._pending, []
+        if not rows:
+            return 0
+        try:
+            with transaction.atomic():  # All or none: a failed flush is retried whole.
+                MatchCall.objects.bulk_create(rows)
+        except Exception:
+            with self._lock:
+                self._pending[:0] = rows
+            raise
+        return len(rows)
+
+    def start(self, *, interval: float = 0.5) -> None:
+        """Write rows in batches from now on, from a thread of this process."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(interval,), name="match-calls", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write what is left and go back to writing each row at once."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._thread = None
+        try:
+            self.flush()
+        except Exception:
+            logger.exception("match call records not written at exit")
+
+    def _run(self, interval: float) -> None:
+        while not self._stopping.wait(interval):
+            try:
+                self.flush()
+            except Exception:  # The next round retries; a database restart must not stop us.
+                logger.exception("match call records not written; retrying")
+            finally:
+                close_old_connections()
+
+
+match_call_recorder = MatchCallRecorder()
 
 
 # --- Webhooks and withdrawal acknowledgements ----------------------------------------------
@@ -385,3 +530,42 @@ def partner_hash_records_read(
     # Images outside this page that share a served hash value were disclosed too.
     disclosure_record(partner_id=partner.pk, image_ids=served)
     return records, page
+
+
+# After a rotation the old key keeps working this long, for the partner to deploy the new one.
+ROTATION_GRACE = dt.timedelta(days=7)
+
+
+@transaction.atomic
+def partner_key_rotate(*, key: PartnerKey, actor: str) -> tuple[KeyIssued, dt.datetime]:
+    """Issue ``key``'s successor (same scopes, same lifetime) and make ``key`` expire after
+    ROTATION_GRACE (sooner if it already expires sooner). Returns the new key, shown once, and
+    the old key's expiry. Raises InvalidInput if ``key`` is not usable, or if the partner
+    already holds the most usable keys allowed (revoke one first)."""
+    now = timezone.now()
+    old = PartnerKey.objects.select_for_update().select_related("partner").get(pk=key.pk)
+    if not old.is_usable(now=now):
+        raise InvalidInput("key_not_usable", "Only a usable key can be rotated.")
+    lifetime = old.expires_at - old.created_at if old.expires_at else None
+    issued = partner_key_issue(
+        partner=old.partner,
+        scopes=old.scopes,
+        expires_at=now + lifetime if lifetime else None,
+        actor=actor,
+    )
+    grace_end = now + ROTATION_GRACE
+    if old.expires_at is None or old.expires_at > grace_end:
+        old.expires_at = grace_end
+        old.save(update_fields=["expires_at"])
+    assert old.expires_at is not None
+    audit_event_record(
+        action=AuditEvent.Action.PARTNER_KEY_ROTATED,
+        actor=actor,
+        subject=f"key:{old.lookup_id}",
+        details={
+            "partner": old.partner_id,
+            "replaced_by": issued.key.lookup_id,
+            "old_key_expires_at": old.expires_at.isoformat(),
+        },
+    )
+    return issued, old.expires_at

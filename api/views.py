@@ -6,15 +6,17 @@ error body of api.errors.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api import probing
 from api.authentication import PartnerPrincipal, refuse_key_in_query, require_scope
 from api.errors import ApiError
 from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
@@ -24,7 +26,13 @@ from api.services import partner_match, withdrawal_ack_record
 from api.throttling import limit_client
 from registry import services
 from registry.exceptions import TooManyImages
-from registry.pdq import DihedralHashes, InvalidHash, parse_dihedral, parse_hash
+from registry.pdq import (
+    MATCH_DISTANCE,
+    DihedralHashes,
+    InvalidHash,
+    parse_dihedral,
+    parse_hash,
+)
 from registry.ratelimits import client_digest
 from registry.selectors import case_summary
 
@@ -43,8 +51,12 @@ class ErrorSerializer(serializers.Serializer[Any]):
 _ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Malformed request"),
     413: OpenApiResponse(ErrorSerializer, description="Too many items in one request"),
+    415: OpenApiResponse(ErrorSerializer, description="The body is not application/json"),
     422: OpenApiResponse(ErrorSerializer, description="An invalid hash or quality"),
     429: OpenApiResponse(ErrorSerializer, description="Rate limited; see Retry-After"),
+    503: OpenApiResponse(
+        ErrorSerializer, description="The database is unreachable for a moment; see Retry-After"
+    ),
 }
 _PARTNER_ERRORS = {
     **_ERRORS,
@@ -55,6 +67,54 @@ _CASE_ERRORS = {
     **_ERRORS,
     403: OpenApiResponse(ErrorSerializer, description="No case matches this reference and secret"),
 }
+
+
+class TextField(serializers.CharField):
+    """A string, and only a string: a number or a boolean is refused, not turned into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class WholeNumberField(serializers.IntegerField):
+    """A JSON whole number: text ("5") and booleans are refused, not converted."""
+
+    def to_internal_value(self, data: Any) -> int:
+        whole = isinstance(data, int) or (isinstance(data, float) and data.is_integer())
+        if isinstance(data, bool) or not whole:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TruthField(serializers.BooleanField):
+    """A JSON true or false: 1, "yes" and "true" are refused, not converted."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string", "maxLength": 64}, {"type": "number"}],
+        "description": "An opaque id issued to you; a number is read as its text (no such id).",
+    }
+)
+class OpaqueIdField(serializers.CharField):
+    """An opaque id in a list of them: a number is read as its text, an id never issued."""
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": "^[0-9A-Fa-f]{64}$", "description": "64 hexadecimal digits."}
+)
+class HashTextField(serializers.CharField):
+    """A PDQ hash as text, kept verbatim: registry.pdq parses it (422 when it is no hash)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(trim_whitespace=False, **kwargs)
 
 
 def _check_batch(data: Any, field: str, limit: int) -> None:
@@ -68,17 +128,44 @@ def _check_batch(data: Any, field: str, limit: int) -> None:
         )
 
 
+_HASH_TEXT = re.compile(r"[0-9A-Fa-f]{64}")
+
+
+def _match_input_plain(data: Any) -> dict[str, Any] | None:
+    """The input of a plainly well-formed match call, as MatchApi.InputSerializer validates it.
+
+    None for anything else, which the serializer then checks and explains. Building that
+    serializer costs more than the rest of a single-hash call's parsing (tests/load/); this
+    accepts only what it would accept unchanged (64 hexadecimal digits, a purpose, a whole
+    max_distance), so every refusal still comes from the serializer, word for word.
+    """
+    if type(data) is not dict:
+        return None
+    hashes = data.get("hashes")
+    purpose = data.get("purpose")
+    distance = data.get("max_distance", MATCH_DISTANCE)
+    if not (
+        type(hashes) is list
+        and hashes
+        and all(type(text) is str and _HASH_TEXT.fullmatch(text) for text in hashes)
+        and type(purpose) is str
+        and purpose in MatchCall.Purpose.values
+        and type(distance) is int
+        and 0 <= distance <= MATCH_DISTANCE
+    ):
+        return None
+    return {"hashes": hashes, "purpose": purpose, "max_distance": distance}
+
+
 class MatchApi(APIView):
     """Match up to 1,000 hashes before publishing an image or running an AI edit on it."""
 
     permission_classes = [require_scope("match")]
 
     class InputSerializer(serializers.Serializer[Any]):
-        hashes = serializers.ListField(
-            child=serializers.CharField(trim_whitespace=False), allow_empty=False
-        )
+        hashes = serializers.ListField(child=HashTextField(), allow_empty=False)
         purpose = serializers.ChoiceField(choices=MatchCall.Purpose.choices)
-        max_distance = serializers.IntegerField(min_value=0, max_value=31, default=31)
+        max_distance = WholeNumberField(min_value=0, max_value=31, default=31)
 
     class MatchSerializer(serializers.Serializer[Any]):
         match_id = serializers.CharField(help_text="Opaque; stable for you, unknown to others.")
@@ -103,9 +190,11 @@ class MatchApi(APIView):
     )
     def post(self, request: Request) -> Response:
         _check_batch(request.data, "hashes", MAX_HASHES_PER_MATCH)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = _match_input_plain(request.data)
+        if data is None:
+            serializer = self.InputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
         hashes: list[bytes] = []
         for index, text in enumerate(data["hashes"]):
             try:
@@ -120,6 +209,7 @@ class MatchApi(APIView):
             purpose=data["purpose"],
             max_distance=data["max_distance"],
         )
+        probing.match_observe(key=principal.key, hashes=hashes, results=results)
         partner_id = principal.partner.pk
         return Response(
             {
@@ -144,16 +234,16 @@ class MatchApi(APIView):
 
 
 class CaseCredentialsSerializer(serializers.Serializer[Any]):
-    case_reference = serializers.CharField(max_length=64, trim_whitespace=False)
-    case_secret = serializers.CharField(max_length=64, trim_whitespace=False)
+    case_reference = TextField(max_length=64, trim_whitespace=False)
+    case_secret = TextField(max_length=64, trim_whitespace=False)
 
 
 class ImageSerializer(serializers.Serializer[Any]):
     hashes = serializers.ListField(
-        child=serializers.CharField(trim_whitespace=False),
+        child=HashTextField(),
         help_text="The 8 dihedral PDQ hashes, in pdqhash's order, the original first.",
     )
-    quality = serializers.IntegerField(min_value=0, max_value=100)
+    quality = WholeNumberField(min_value=0, max_value=100)
 
 
 def _parse_images(items: list[dict[str, Any]]) -> list[DihedralHashes]:
@@ -198,13 +288,13 @@ class CaseCreateApi(PublicCaseApi):
 
     class InputSerializer(serializers.Serializer[Any]):
         class AttestationsSerializer(serializers.Serializer[Any]):
-            depicted_or_acting_for = serializers.BooleanField()
-            rights_to_register = serializers.BooleanField()
-            minor_depicted = serializers.BooleanField()
+            depicted_or_acting_for = TruthField()
+            rights_to_register = TruthField()
+            minor_depicted = TruthField()
 
         scope = serializers.ChoiceField(choices=["intimate", "no_sexual_edit"])
         attestations = AttestationsSerializer()
-        terms_version = serializers.CharField(max_length=32)
+        terms_version = TextField(max_length=32)
         language = serializers.ChoiceField(choices=["fr", "en"])
         images = ImageSerializer(many=True, allow_empty=False)
 
@@ -336,7 +426,7 @@ class WithdrawalAckApi(APIView):
 
     class InputSerializer(serializers.Serializer[Any]):
         ids = serializers.ListField(
-            child=serializers.CharField(max_length=64, trim_whitespace=False),
+            child=OpaqueIdField(max_length=64, trim_whitespace=False),
             allow_empty=False,
             help_text="Opaque image ids issued to you (in webhooks, the sync feed or matches).",
         )

@@ -22,6 +22,7 @@ import hmac
 import http.client
 import ipaddress
 import json
+import secrets
 import socket
 import ssl
 from dataclasses import dataclass
@@ -214,3 +215,8 @@ def deliver(
     if 200 <= status < 300:
         return SendResult(delivered=True)
     return SendResult(delivered=False, error=f"HTTP {status}")
+
+
+def webhook_secret_new() -> str:
+    """A new webhook signing secret: ``whsec_`` and base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()

@@ -10,5 +10,6 @@ class RegistryConfig(AppConfig):
     verbose_name = "Registry"
 
     def ready(self) -> None:
-        # Load the Celery app whenever Django is set up, so shared tasks bind to its settings.
-        from registry import celery  # noqa: F401
+        # Load the Celery app whenever Django is set up, so shared tasks bind to its settings,
+        # and register the deploy checks.
+        from registry import celery, checks  # noqa: F401

@@ -30,7 +30,7 @@ from django.db.models import Max
 
 from registry.matching import HashIndex, Matches
 from registry.models import Change, ImageHash, RegisteredImage
-from registry.pdq import HASH_BYTES
+from registry.pdq import HASH_BYTES, MATCH_DISTANCE
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,10 @@ class Matcher:
         head = Change.objects.aggregate(head=Max("id"))["head"] or 0
         ids, hashes = load_matchable()
         index = HashIndex.build(ids, hashes)
+        # Answer one query before serving: the compiled search is loaded now (numba), not by the
+        # first partner calls, and under gunicorn's preload before the workers fork (one query
+        # keeps to this thread: no pool is started before a fork).
+        index.search(np.zeros((1, HASH_BYTES), dtype=np.uint8), max_distance=MATCH_DISTANCE)
         with self._write_lock:
             self._index = index
             self._applied_change = head
@@ -144,10 +148,10 @@ class Matcher:
         )
         if not changes:
             return 0
-        # An image is added once and withdrawn at most once, never re-added: its last change is
-        # its state.
-        withdrawn = {image for _, kind, image in changes if kind == Change.Kind.WITHDRAWN}
-        added = {image for _, kind, image in changes if kind == Change.Kind.ADDED} - withdrawn
+        # An image's last change is its state: a reviewer may suspend an image and reinstate it.
+        last_kind = {image: kind for _, kind, image in changes}
+        added = {image for image, kind in last_kind.items() if kind == Change.Kind.ADDED}
+        withdrawn = set(last_kind) - added
         with self._write_lock:
             if added:
                 rows = list(ImageHash.objects.filter(image_id__in=added).values_list("id", "value"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Length
@@ -116,6 +117,13 @@ class RegisteredImage(models.Model):
         DISPUTED = "disputed"  # under review after partners' reports; still matching
         SUSPENDED = "suspended"  # a reviewer stopped it matching
         WITHDRAWN = "withdrawn"
+        REJECTED = "rejected"  # a partner's submission a reviewer refused; never matched
+
+    class DisputeReason(models.TextChoices):
+        """Why an image entered the review queue as disputed (registry.review)."""
+
+        PARTNER_REPORTS = "partner_reports", "Partners reported not blocking it"
+        MATCH_SPIKE = "match_spike", "Matched far more often than usual"
 
     MATCHABLE = (Status.ACTIVE, Status.DISPUTED)
 
@@ -130,6 +138,10 @@ class RegisteredImage(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField()
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # Set when the image last became disputed, and why; kept after a suspension (the reason
+    # stays visible), cleared when it returns to active.
+    disputed_at = models.DateTimeField(null=True, blank=True)
+    dispute_reason = models.CharField(max_length=32, choices=DisputeReason.choices, blank=True)
 
     objects = RegisteredImageQuerySet.as_manager()
 
@@ -157,6 +169,18 @@ class RegisteredImage(models.Model):
     def __str__(self) -> str:
         origin = f"case {self.case_id}" if self.case_id else f"partner {self.submitted_by_partner}"
         return f"Image {self.pk} ({origin})"
+
+
+class ReviewQueueImage(RegisteredImage):
+    """The review queue: registered images seen as reviewers work them (registry.review).
+
+    A proxy: the rows are RegisteredImage rows; the admin lists the disputed and received ones.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "review queue image"
+        verbose_name_plural = "review queue"
 
 
 class ImageHashQuerySet(models.QuerySet["ImageHash"]):
@@ -203,14 +227,21 @@ assert tuple(ImageHash.Variant.values) == DIHEDRAL_VARIANTS
 class Change(models.Model):
     """One entry of the change sequence: an image became matchable, or stopped being matchable.
 
+    An image may go back and forth (a reviewer suspends it, then reinstates it): its last change
+    is its state.
+
     The primary key is the sequence number. Writers take a transaction-level lock before
     appending (see services._changes_append), so sequence numbers become visible in commit order
     and a reader that has seen number N has seen every number below it.
     """
 
     class Kind(models.TextChoices):
-        ADDED = "added"
-        WITHDRAWN = "withdrawn"
+        ADDED = "added"  # became matchable: registered, accepted or reinstated by a reviewer
+        WITHDRAWN = "withdrawn"  # the person withdrew it
+        SUSPENDED = "suspended"  # a reviewer stopped it matching (a removal, like a withdrawal)
+
+    # The kinds after which an image no longer matches.
+    REMOVALS = (Kind.WITHDRAWN, Kind.SUSPENDED)
 
     id = models.BigAutoField(primary_key=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -300,7 +331,16 @@ class AuditEvent(models.Model):
         PARTNER_CREATED = "partner.created"
         PARTNER_KEY_ISSUED = "partner.key_issued"
         PARTNER_KEY_REVOKED = "partner.key_revoked"
+        PARTNER_KEY_ROTATED = "partner.key_rotated"
+        PARTNER_UPDATED = "partner.updated"
+        STAFF_TWO_FACTOR_ENROLLED = "staff.two_factor_enrolled"
         PARTNER_HASHES_SUBMITTED = "partner.hashes_submitted"
+        IMAGE_DISPUTED = "image.disputed"
+        REVIEW_DECIDED = "review.decided"
+        ALLOW_LIST_ADDED = "allow_list.added"
+        ALLOW_LIST_REMOVED = "allow_list.removed"
+        PROBING_ALERT_OPENED = "probing.alert_opened"
+        PROBING_ALERT_CLEARED = "probing.alert_cleared"
 
     created_at = models.DateTimeField()
     action = models.CharField(max_length=64, choices=Action.choices)
@@ -317,3 +357,68 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.subject}"
+
+
+class ReviewDecision(models.Model):
+    """A reviewer's decision on an image: who, when, why, and the status it moved from and to.
+
+    Written only by registry.review, with an audit event; never changed or deleted afterwards.
+    """
+
+    class Decision(models.TextChoices):
+        SUSPEND = "suspend", "Suspend (stop matching)"
+        REINSTATE = "reinstate", "Reinstate (match again)"
+        DISMISS = "dismiss", "Dismiss the dispute"
+        ACCEPT = "accept", "Accept the partner's hash"
+        REJECT = "reject", "Reject the partner's hash"
+
+    image = models.ForeignKey(
+        RegisteredImage, on_delete=models.PROTECT, related_name="review_decisions"
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    from_status = models.CharField(max_length=16, choices=RegisteredImage.Status.choices)
+    to_status = models.CharField(max_length=16, choices=RegisteredImage.Status.choices)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_decisions"
+    )
+    reason = models.TextField(max_length=2000)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="review_decision_reason_required"),
+        ]
+        indexes = [models.Index(fields=["image", "created_at"], name="review_image_time")]
+
+    def __str__(self) -> str:
+        return f"{self.decision} image {self.image_id} ({self.from_status} -> {self.to_status})"
+
+
+class AllowListedHash(models.Model):
+    """A known benign or collision-prone hash (a blank image, a common meme) no one may register.
+
+    A submission holding a hash within the match distance of one of these is refused
+    (registry.allowlist). These are never a person's hashes.
+    """
+
+    value = models.BinaryField(max_length=HASH_BYTES)
+    label = models.CharField(max_length=200)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="allow_listed_hashes",
+        null=True,
+        blank=True,
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "allow-listed hash"
+        constraints = [
+            models.CheckConstraint(
+                condition=Exact(Length("value"), HASH_BYTES), name="allow_listed_hash_is_32_bytes"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({truncated(bytes(self.value))})"

@@ -53,6 +53,9 @@ class HashError(enum.StrEnum):
     QUALITY_INVALID = "quality_invalid"
     QUALITY_TOO_LOW = "quality_too_low"
     VARIANT_COUNT = "hash_variant_count"
+    # Within the match distance of an allow-listed hash (registry.allowlist): a blank image, a
+    # common meme, a known collision. Checked against the database, not here.
+    ALLOW_LISTED = "hash_allow_listed"
 
 
 _MESSAGES: dict[HashError, str] = {
@@ -63,6 +66,10 @@ _MESSAGES: dict[HashError, str] = {
     HashError.QUALITY_INVALID: "Quality is a whole number from 0 to 100.",
     HashError.QUALITY_TOO_LOW: f"Photos of quality below {MIN_QUALITY} are too plain to protect.",
     HashError.VARIANT_COUNT: "Each image needs its 8 dihedral hashes, the original first.",
+    HashError.ALLOW_LISTED: (
+        "This hash is within the match distance of a known common or blank image "
+        "(the registry's allow-list): it cannot be registered."
+    ),
 }
 
 

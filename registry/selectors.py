@@ -39,7 +39,8 @@ def case_summary(*, case: Case) -> CaseSummary:
         created_at=case.created_at,
         withdrawn_at=case.withdrawn_at,
         images=images.count(),
-        active_images=images.filter(status=RegisteredImage.Status.ACTIVE).count(),
+        # A disputed photo still matches, so it is still protected.
+        active_images=images.filter(status__in=RegisteredImage.MATCHABLE).count(),
         partners_received=partners.received,
         partners_blocked=partners.blocked,
     )

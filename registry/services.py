@@ -16,7 +16,7 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from registry import audit, codes, ratelimits
+from registry import allowlist, audit, codes, ratelimits, review
 from registry.celery import app as celery_app
 from registry.exceptions import (
     CaseAccessDenied,
@@ -25,6 +25,7 @@ from registry.exceptions import (
     InvalidInput,
     TooManyImages,
 )
+from registry.journal import withdrawal_journal_append
 from registry.models import (
     AuditEvent,
     Case,
@@ -202,6 +203,7 @@ def case_create(
     if not terms_version or len(terms_version) > _TERMS_VERSION_MAX:
         raise InvalidInput("terms_version_invalid", "Terms version is 1 to 32 characters.")
     _check_image_count(len(images))
+    allowlist.images_check(images)  # Raises InvalidHash(hash_allow_listed); nothing stored.
 
     secret = codes.new_secret()
     secret_digest = make_password(secret)  # Slow by design: done before the transaction opens.
@@ -274,9 +276,11 @@ def case_add_images(*, case: Case, images: Sequence[DihedralHashes]) -> list[Reg
     """Add photos to an active case, under its consent record, in one transaction.
 
     Appends one ``added`` change per image and a ``case.images_added`` audit event. Raises
-    CaseWithdrawn for a withdrawn case and TooManyImages past the per-request or per-case limit.
+    CaseWithdrawn for a withdrawn case and TooManyImages past the per-request or per-case limit,
+    and InvalidHash (``hash_allow_listed``) for a photo near an allow-listed hash.
     """
     _check_image_count(len(images))
+    allowlist.images_check(images)
     with transaction.atomic():
         locked = Case.objects.select_for_update().get(pk=case.pk)
         if not locked.is_active:
@@ -298,13 +302,26 @@ def case_add_images(*, case: Case, images: Sequence[DihedralHashes]) -> list[Reg
     return list(RegisteredImage.objects.filter(pk__in=image_ids).order_by("pk"))
 
 
-def case_withdraw(*, case: Case) -> bool:
+_WITHDRAWABLE = (
+    RegisteredImage.Status.ACTIVE,
+    RegisteredImage.Status.DISPUTED,
+    RegisteredImage.Status.SUSPENDED,
+)
+
+
+def case_withdraw(*, case: Case, replayed: bool = False) -> bool:
     """Withdraw a case: its images stop being matchable when this transaction commits.
 
     Idempotent: withdrawing a withdrawn case changes nothing and returns False; otherwise marks
-    the case and its active images withdrawn, appends one ``withdrawn`` change per image and a
-    ``case.withdrawn`` audit event, and returns True. The hashes stay stored until retention
-    deletes them, so that partners still receive the withdrawal.
+    the case and its active, disputed and suspended images withdrawn, appends one ``withdrawn``
+    change per image and a ``case.withdrawn`` audit event, and returns True. The hashes stay
+    stored until retention deletes them, so that partners still receive the withdrawal.
+
+    Before the commit, the withdrawal is appended to the withdrawal journal (registry.journal),
+    so that restoring an older backup cannot undo it; raises WithdrawalJournalError (an
+    OperationalError: answered 503, retry) if the journal cannot be written.
+    ``replayed``: the withdrawal comes from that journal (``manage.py withdrawals_replay``), so
+    it is not journalled again and the audit event names the replay as its actor.
     """
     with transaction.atomic():
         locked = Case.objects.select_for_update().get(pk=case.pk)
@@ -312,7 +329,9 @@ def case_withdraw(*, case: Case) -> bool:
             return False
         now = timezone.now()
         image_ids = list(
-            locked.images.filter(status=RegisteredImage.Status.ACTIVE)
+            # Disputed images still match and suspended ones may be reinstated: the person's
+            # withdrawal ends them all.
+            locked.images.filter(status__in=_WITHDRAWABLE)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
@@ -322,9 +341,13 @@ def case_withdraw(*, case: Case) -> bool:
         locked.status = Case.Status.WITHDRAWN
         locked.withdrawn_at = now
         locked.save(update_fields=["status", "withdrawn_at"])
+        if not replayed:
+            withdrawal_journal_append(
+                case_reference=locked.reference, image_ids=image_ids, withdrawn_at=now
+            )
         audit_event_record(
             action=AuditEvent.Action.CASE_WITHDRAWN,
-            actor="person",
+            actor="journal:replay" if replayed else "person",
             subject=f"case:{locked.reference}",
             details={"images": len(image_ids)},
         )
@@ -421,16 +444,17 @@ def feedback_record(
 ) -> list[Feedback]:
     """Record ``partner_id``'s ``verdict`` on each of ``image_ids`` (one row per image).
 
-    The rows are themselves the record of what the partner said (no audit event). Raises
-    InvalidInput for an unknown verdict. The caller has checked that the partner may speak of
-    these images (a match id issued to it, or hashes disclosed to it).
+    The rows are themselves the record of what the partner said (no audit event). A
+    ``not_blocked`` verdict may dispute the image (registry.review.images_dispute_on_feedback).
+    Raises InvalidInput for an unknown verdict. The caller has checked that the partner may
+    speak of these images (a match id issued to it, or hashes disclosed to it).
     """
     if verdict not in Feedback.Verdict.values:
         raise InvalidInput(
             "verdict_invalid", f"A verdict is one of: {', '.join(Feedback.Verdict.values)}."
         )
     now = timezone.now()
-    return Feedback.objects.bulk_create(
+    rows = Feedback.objects.bulk_create(
         [
             Feedback(
                 partner_id=partner_id,
@@ -442,6 +466,10 @@ def feedback_record(
             for image_id in sorted(set(image_ids))
         ]
     )
+    if verdict == Feedback.Verdict.NOT_BLOCKED:
+        # Enough distinct partners not blocking an image puts it in the review queue.
+        review.images_dispute_on_feedback(image_ids=image_ids)
+    return rows
 
 
 @transaction.atomic
@@ -452,8 +480,11 @@ def image_submit_by_partner(*, partner_id: int, hashes: Sequence[bytes]) -> list
     ``received``, scope ``intimate`` and one ``original`` hash. No change is appended: the image
     is in no feed and matches nothing until a reviewer accepts it. A hash this partner already
     submitted is not recorded twice. Appends one ``partner.hashes_submitted`` audit event with
-    the counts. Returns the images, new or already there, in the order of ``hashes``.
+    the counts. Returns the images, new or already there, in the order of ``hashes``. Raises
+    InvalidHash (``hash_allow_listed``, ``index`` the first offender) and stores nothing when a
+    hash is near an allow-listed one.
     """
+    allowlist.hashes_check(hashes)  # Raises InvalidHash(hash_allow_listed); nothing stored.
     unique = list(dict.fromkeys(hashes))
     existing = {
         bytes(value): image_id

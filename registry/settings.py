@@ -8,6 +8,7 @@ machine; production sets both (PostgreSQL and Redis).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_ROOT = env_str("SITE_ROOT", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin site of registry/admin_site.py: two-factor required, two staff roles.
+    "registry.admin_apps.RempartAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -52,19 +54,30 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "registry.middleware.PermissionsPolicyMiddleware",
+    # Outside the middleware that can refuse a request (an unknown host, say), so that every
+    # answer, refusals included, carries X-Frame-Options.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "registry.middleware.BodySizeLimitMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # A view that cannot reach PostgreSQL answers 503 with Retry-After, not a 500.
+    "registry.web.errors.DatabaseUnavailableMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: answers a locked-out login with its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "registry.urls"
@@ -129,6 +142,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task whose worker died without acknowledging it (killed, out of memory, the machine lost) is
+# handed to another worker after this many seconds: the Redis broker's visibility timeout. It
+# must exceed the longest task (a webhook attempt takes at most WEBHOOK_TIMEOUT_SECONDS), or a
+# task still running would be started a second time; every task is safe to run twice.
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env_int("BROKER_VISIBILITY_TIMEOUT_SECONDS", 300, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS,
+    # Look for such tasks every tenth of the timeout, at least every 10 s, scanning each time.
+    "unacked_restore_interval": max(1, min(10, BROKER_VISIBILITY_TIMEOUT_SECONDS // 10)),
+    "unacked_restore_throttle": 1,
+}
 
 # --- Webhooks to partners (api.outbox, api.tasks) ---------------------------------------------
 # How often Celery beat runs the sweep: derive deliveries from new changes (catching any whose
@@ -152,6 +176,62 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "options": {"expires": float(WEBHOOK_SWEEP_SECONDS)},
     },
 }
+
+# --- Retention (registry/retention.py, docs/privacy.md) -----------------------------------------
+# How often Celery beat runs the retention jobs. Each deletes only what has expired, in batches.
+RETENTION_SWEEP_SECONDS = env_int("RETENTION_SWEEP_SECONDS", 3600, minimum=60)
+# A withdrawn image's hash values are deleted once its withdrawal is older than
+# TOMBSTONE_RETENTION_DAYS (below), when no sync feed cursor can still need them.
+# Webhook deliveries: delivered ones are kept this many days; failed ones (given up) this many
+# days after their last attempt, for the operator to see which partner missed what.
+WEBHOOK_DELIVERED_RETENTION_DAYS = env_int("WEBHOOK_DELIVERED_RETENTION_DAYS", 30, minimum=1)
+WEBHOOK_FAILED_RETENTION_DAYS = env_int("WEBHOOK_FAILED_RETENTION_DAYS", 90, minimum=1)
+# Match calls (counts per call, never a hash): statistics and probing review.
+MATCH_CALL_RETENTION_DAYS = env_int("MATCH_CALL_RETENTION_DAYS", 365, minimum=1)
+# The registry's own records (hash values of withdrawn images, expired staff sessions).
+CELERY_BEAT_SCHEDULE["retention-registry"] = {
+    "task": "registry.tasks.retention_purge_task",
+    "schedule": float(RETENTION_SWEEP_SECONDS),
+    "options": {"expires": float(RETENTION_SWEEP_SECONDS)},
+}
+# The partner API's (idempotency records, webhook deliveries, match calls).
+CELERY_BEAT_SCHEDULE["retention-partner-api"] = {
+    "task": "api.tasks.retention_purge_task",
+    "schedule": float(RETENTION_SWEEP_SECONDS),
+    "options": {"expires": float(RETENTION_SWEEP_SECONDS)},
+}
+
+# --- Keeping the list honest (registry/review.py, registry/allowlist.py, api/probing.py) ------
+# An image is disputed (review queue; it keeps matching) when this many distinct partners
+# report not_blocked for it...
+REVIEW_DISPUTE_PARTNERS = env_int("REVIEW_DISPUTE_PARTNERS", 2, minimum=1)
+# ...or when its matches over 24 hours exceed both REVIEW_SPIKE_FLOOR and REVIEW_SPIKE_MULTIPLE
+# times the median 24-hour count of the images that matched at all; checked by Celery beat every
+# REVIEW_SPIKE_CHECK_SECONDS.
+REVIEW_SPIKE_FLOOR = env_int("REVIEW_SPIKE_FLOOR", 200, minimum=1)
+REVIEW_SPIKE_MULTIPLE = env_int("REVIEW_SPIKE_MULTIPLE", 20, minimum=1)
+REVIEW_SPIKE_CHECK_SECONDS = env_int("REVIEW_SPIKE_CHECK_SECONDS", 600, minimum=10)
+CELERY_BEAT_SCHEDULE["image-match-spikes"] = {
+    "task": "registry.review.images_dispute_on_match_spikes_task",
+    "schedule": float(REVIEW_SPIKE_CHECK_SECONDS),
+    "options": {"expires": float(REVIEW_SPIKE_CHECK_SECONDS)},
+}
+# Modules whose tasks every worker registers, beyond the apps' tasks.py.
+CELERY_IMPORTS = ["registry.review"]
+# Probing: each web process keeps, per key, its last PROBING_RECENT_QUERIES query hashes (in
+# memory only; up to PROBING_SAMPLE_PER_CALL of each call). A key is alerted and slowed down when
+# PROBING_CLOSE_PAIRS pairs among them lie 1 to PROBING_CLOSE_BITS bits apart, or when, over
+# PROBING_WINDOW_SECONDS and at least PROBING_MIN_QUERIES queries, PROBING_HIT_RATE_PERCENT % or
+# more of its queries matched. Until a reviewer clears the alert, its match budget is divided by
+# PROBING_SLOWDOWN_FACTOR.
+PROBING_RECENT_QUERIES = env_int("PROBING_RECENT_QUERIES", 256, minimum=16, maximum=4096)
+PROBING_SAMPLE_PER_CALL = env_int("PROBING_SAMPLE_PER_CALL", 32, minimum=1, maximum=1000)
+PROBING_CLOSE_BITS = env_int("PROBING_CLOSE_BITS", 8, minimum=1, maximum=31)
+PROBING_CLOSE_PAIRS = env_int("PROBING_CLOSE_PAIRS", 64, minimum=1)
+PROBING_WINDOW_SECONDS = env_int("PROBING_WINDOW_SECONDS", 3600, minimum=60)
+PROBING_MIN_QUERIES = env_int("PROBING_MIN_QUERIES", 500, minimum=1)
+PROBING_HIT_RATE_PERCENT = env_int("PROBING_HIT_RATE_PERCENT", 20, minimum=1, maximum=100)
+PROBING_SLOWDOWN_FACTOR = env_int("PROBING_SLOWDOWN_FACTOR", 10, minimum=1)
 
 # --- Passwords and case secrets -------------------------------------------------------------
 # Case secrets are stored only as Argon2 digests, like staff passwords.
@@ -217,6 +297,29 @@ CONTENT_SECURITY_POLICY: dict[str, Any] = {
 }
 ADMIN_PATH = env_str("ADMIN_PATH", "admin/").strip("/") + "/"
 
+# --- Staff accounts: two-factor and lockout (registry/admin_site.py) -------------------------
+# Every staff account confirms a TOTP device (django-otp) before any admin page; a wrong
+# password ADMIN_LOGIN_FAILURE_LIMIT times in a row locks that username out (django-axes) for
+# ADMIN_LOCKOUT_MINUTES. Lockout is by username only, and axes is given no client address:
+# its tables hold no IP address (the registry stores none anywhere).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOCKOUT_MINUTES", 60, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_CLIENT_IP_CALLABLE = "registry.admin_site.client_address_withheld"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True
+AXES_SENSITIVE_PARAMETERS = ["password", "csrfmiddlewaretoken"]
+AXES_LOCKOUT_TEMPLATE = "admin/rempart/locked_out.html"
+# axes.W006 asks to lock out by address too: the registry keeps no address, by design.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Rempart")
+# The TOTP devices' admin never shows a device's key.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
 # --- Registry limits ------------------------------------------------------------------------
 REGISTRY_MAX_IMAGES_PER_REQUEST = env_int("REGISTRY_MAX_IMAGES_PER_REQUEST", 50, minimum=1)
 REGISTRY_MAX_IMAGES_PER_CASE = env_int("REGISTRY_MAX_IMAGES_PER_CASE", 500, minimum=1)
@@ -251,6 +354,9 @@ CSRF_FAILURE_VIEW = "registry.web.views.csrf_failure"
 # --- Partner API ----------------------------------------------------------------------------
 # Hashes one partner may match per minute, unless set on the partner (each hash of a batch counts).
 MATCH_HASHES_PER_MINUTE = env_int("MATCH_HASHES_PER_MINUTE", 120_000, minimum=1)
+# Requests one partner may make a minute to the sync feeds (/api/v1/hashes/changes and
+# /v1/FetchHashes together): at 1,000 entries a page, 600 pages a minute resyncs 600,000 images.
+SYNC_REQUESTS_PER_MINUTE = env_int("SYNC_REQUESTS_PER_MINUTE", 600, minimum=1)
 # Requests per client (known by a daily-rotating digest of its address) on the public endpoints.
 PUBLIC_CASE_RATE = env_str("PUBLIC_CASE_RATE", "30/m")
 # Failed case secret checks allowed an hour per client, and per case reference before the clients
@@ -262,6 +368,10 @@ TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0, maximum=5)
 # Days the change sequence keeps withdrawals (tombstones) for the sync feeds: a cursor older than
 # this gets 410 and its partner resyncs from the start. At least 45, as partners are promised.
 TOMBSTONE_RETENTION_DAYS = env_int("TOMBSTONE_RETENTION_DAYS", 45, minimum=45)
+# The withdrawal journal (registry/journal.py): an append-only file, kept apart from the
+# database (another disk or machine), that `manage.py withdrawals_replay` re-applies after a
+# restore so that no withdrawal is undone. Empty: no journal (development only).
+WITHDRAWAL_JOURNAL = env_str("WITHDRAWAL_JOURNAL", "")
 
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.PartnerKeyAuthentication"],

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from registry import views
+from registry.web import transparency
 from registry.web import views as web
 
 urlpatterns = [
@@ -24,4 +25,6 @@ urlpatterns = [
     path("status/withdraw", web.status_withdraw, name="status-withdraw"),
     path("receipt/verify", web.receipt_verify, name="receipt-verify"),
     path("receipt/public-key.pem", web.receipt_public_key, name="receipt-public-key"),
+    path("transparency", transparency.transparency, name="transparency"),
+    path("transparency.csv", transparency.transparency_csv, name="transparency-csv"),
 ]

@@ -17,6 +17,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from api.models import Partner, PartnerKey
 from api.services import partner_key_issue, partner_key_revoke
@@ -76,13 +78,25 @@ def superuser(db: None) -> User:
     return User.objects.create_superuser("admin", password="a long admin password")
 
 
+def staff_login(client: Client, user: User) -> Client:
+    """Log ``user`` into ``client`` with a confirmed TOTP device, as after both factors."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="test device", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
 @pytest.fixture
 def staff_client(client: Client) -> Callable[[User], Client]:
-    """Returns a function that logs a staff member into the admin and gives the client."""
+    """Returns a function that logs a staff member into the admin, second factor included,
+    and gives the client."""
 
     def login(user: User) -> Client:
-        client.force_login(user)
-        return client
+        return staff_login(client, user)
 
     return login
 

@@ -1,8 +1,9 @@
 """A full scenario, then a scan of the database dump, the logs and the cache for what must not be.
 
-Registered through the API from one address, matched by a partner, withdrawn (no webhooks):
-the address appears nowhere, nor the case secret (the idempotency record holds the answer only
-sealed), and the hashes' hex appears in no table but registry_imagehash.
+Registered through the API from one address, matched by a partner, withdrawn (no webhooks),
+and failed admin logins from the same address until the account locks: the address appears
+nowhere, nor the case secret (the idempotency record holds the answer only sealed), and the
+hashes' hex appears in no table but registry_imagehash.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import subprocess
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
@@ -23,7 +26,7 @@ from tests.conftest import PartnerPersona
 from tests.factories import dihedral_payload, random_dihedral
 
 ADDRESS = "203.0.113.77"
-HASH_TABLES = {"public.registry_imagehash"}
+HASH_TABLES = {"public.registry_imagehash", "public.registry_allowlistedhash"}
 
 
 def _post(path: str, body: dict[str, Any], **headers: str) -> Any:
@@ -99,11 +102,20 @@ def test_a_full_scenario_leaves_no_address_secret_or_stray_hash(
     )
     assert len(matched.json()["results"][0]["matches"]) == 1
     assert _post("/api/v1/cases/withdraw", credentials).status_code == 200
+    User.objects.create_user("operator", password="a long operator password", is_staff=True)
+    staff = Client(REMOTE_ADDR=ADDRESS)
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        staff.post("/admin/login/", {"username": "operator", "password": "not the password"})
+    locked = staff.post(
+        "/admin/login/", {"username": "operator", "password": "a long operator password"}
+    )
+    assert locked.status_code == 429
 
     tables = _dump_tables()
     logs = "\n".join(record.getMessage() for record in caplog.records)
     cached = _cache_text()
     assert "rl:case-check" in cached  # the scan did see the counters
+    assert "operator" in tables["public.axes_accessattempt"]  # and the failed logins
     secret = credentials["case_secret"]
     for where, text in [*tables.items(), ("logs", logs), ("cache", cached)]:
         assert ADDRESS not in text, where

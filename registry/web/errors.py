@@ -2,17 +2,22 @@
 
 The pages' scripts receive ``{"error": {"code", "message", "details"}}`` with a 4xx status (the
 same shape as the partner API's); forms show the same messages in the page. The codes are those
-of registry.exceptions and registry.pdq, plus a few of the pages' own.
+of registry.exceptions and registry.pdq, plus a few of the pages' own. A database that cannot
+be reached is answered 503 ``service_unavailable`` with Retry-After, by the pages' JSON calls and
+(DatabaseUnavailableMiddleware) by every other page, never with a 500.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.utils.translation import gettext, ngettext
 
 from registry.exceptions import (
@@ -26,6 +31,13 @@ from registry.exceptions import (
 from registry.pdq import MIN_QUALITY, HashError, InvalidHash
 
 View = TypeVar("View", bound=Callable[..., HttpResponse])
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL restarting, failing over or refusing connections. What the request was writing is
+# rolled back; the client may retry after RETRY_AFTER_SECONDS.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
 
 
 class RequestError(Exception):
@@ -59,6 +71,12 @@ def error_message(code: str, details: Mapping[str, Any]) -> str:
             "A photo is too plain or too small to be protected (quality below %(minimum)d). "
             "Remove it and try again."
         ) % {"minimum": MIN_QUALITY}
+    if code == HashError.ALLOW_LISTED:
+        return gettext(
+            "A photo looks like a blank image or a picture shared very widely, which the "
+            "registry cannot protect without blocking other people's pictures. Remove it and "
+            "try again."
+        )
     if code in HashError.__members__.values():
         return gettext(
             "The fingerprint of a photo could not be checked. Remove the photo, add it again and "
@@ -89,12 +107,22 @@ def error_message(code: str, details: Mapping[str, Any]) -> str:
             "case instead."
         ),
         "rate_limited": gettext("Too many attempts in a short time. Wait a minute and try again."),
+        "service_unavailable": gettext(
+            "The registry is briefly unavailable. Wait a few seconds and try again."
+        ),
         CaseCheckLimited.code: gettext(
             "Too many wrong attempts for this case. Wait an hour, then try again."
         ),
         "csrf_failed": gettext(
             "Your session has expired, or your browser blocked this site's cookie. Reload the "
             "page and try again. Nothing was sent."
+        ),
+        "idempotency_key_invalid": gettext(
+            "The page sent something the registry could not read. Reload the page and try again."
+        ),
+        "idempotency_key_reused": gettext(
+            "This attempt was already sent with other photos or choices. Reload the page and "
+            "try again: nothing was registered twice."
         ),
     }
     return messages.get(
@@ -135,5 +163,44 @@ def json_errors(view: View) -> View:
         except RegistryError as error:
             status = next((s for kind, s in DOMAIN_STATUS if isinstance(error, kind)), 400)
             return json_error(status, error.code, error.details)
+        except DATABASE_UNAVAILABLE as error:
+            return service_unavailable(request, error)
 
     return wrapped  # type: ignore[return-value]
+
+
+def service_unavailable(request: HttpRequest, error: Exception) -> HttpResponse:
+    """503 with Retry-After: the error body for scripts and API clients, a page for a person."""
+    logger.warning("database unavailable (%s): answered 503", type(error).__name__)
+    wants_json = (
+        request.content_type == "application/json"
+        or request.path.startswith(("/api/", "/v1/", "/ready", "/health"))
+        or request.path.endswith(("/submit", "/photos"))
+    )
+    response: HttpResponse
+    if wants_json:
+        response = json_error(503, "service_unavailable")
+    else:
+        message = error_message("service_unavailable", {})
+        response = render(request, "registry/problem.html", {"message": message}, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Answer a view that could not reach the database with 503 and Retry-After, never a 500.
+
+    Views of the partner API answer it themselves (api.errors); this covers the pages, the
+    probes and anything else, so a PostgreSQL restart never shows Django's bare error page.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, DATABASE_UNAVAILABLE):
+            return service_unavailable(request, exception)
+        return None

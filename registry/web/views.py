@@ -27,6 +27,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from api.idempotency import idempotent_page_call
 from registry import codes, receipts, selectors, services
 from registry.exceptions import CaseAccessDenied, CaseCheckLimited, TooManyImages
 from registry.models import Case, ConsentRecord
@@ -161,6 +162,7 @@ def _receipt_response(
 
 @require_POST
 @never_cache
+@idempotent_page_call
 @json_errors
 def register_submit(request: HttpRequest) -> HttpResponse:
     """Open a case from the register page's JSON: hashes, qualities and consent fields only."""
@@ -287,6 +289,7 @@ def status_withdraw(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @never_cache
+@idempotent_page_call
 @json_errors
 def status_add_photos(request: HttpRequest) -> HttpResponse:
     """Add photos to an active case from the status page's JSON (hashes and qualities only)."""

@@ -38,7 +38,7 @@ from registry import services as registry_services
 from registry.celery import app as celery_app
 from registry.models import Change, RegisteredImage, WithdrawalAck
 from registry.services import case_withdraw
-from tests.conftest import PartnerPersona
+from tests.conftest import PartnerPersona, staff_login
 from tests.factories import RegisteredCase, register_case
 
 # The example of the Standard Webhooks specification (and of its reference libraries),
@@ -570,8 +570,7 @@ def test_admin_shows_the_delivery_log_read_only_and_who_confirmed_each_withdrawa
         ids=[match_id_encode(image_id=image.pk, partner_id=hooked.partner.pk)],
     )
     admin = User.objects.create_superuser("admin", password="a long admin password")
-    client = Client()
-    client.force_login(admin)
+    client = staff_login(Client(), admin)
 
     log = client.get("/admin/api/webhookdelivery/")
     assert log.status_code == 200
@@ -667,14 +666,13 @@ def test_the_admin_refuses_a_webhook_it_could_never_call(
 ) -> None:
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
     admin = User.objects.create_superuser("admin", password="a long admin password")
-    client = Client()
-    client.force_login(admin)
+    client = staff_login(Client(), admin)
     response = client.post(
         "/admin/api/partner/add/",
         {
             "name": "Hooked Platform",
             "is_active": "on",
-            "sync_scopes": '["intimate"]',
+            "sync_scopes": ["intimate"],
             "webhook_url": url,
             "webhook_secret": secret,
             "keys-TOTAL_FORMS": "0",
@@ -683,7 +681,12 @@ def test_the_admin_refuses_a_webhook_it_could_never_call(
     )
     if error is None:
         assert response.status_code == 302
-        assert Partner.objects.get(name="Hooked Platform").webhook_url == url
+        partner = Partner.objects.get(name="Hooked Platform")
+        assert (partner.webhook_url, partner.webhook_secret) == (url, secret)
+        # Write-only: the partner's page never shows the secret again.
+        page = client.get(f"/admin/api/partner/{partner.pk}/change/").content.decode()
+        assert secret not in page
+        assert secret.removeprefix("whsec_") not in page
     else:
         assert error in response.content.decode()
         assert not Partner.objects.filter(name="Hooked Platform").exists()

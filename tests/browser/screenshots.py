@@ -7,6 +7,10 @@ a receipt check, the status page and a withdrawal, saving a full-page PNG of eac
 
     docs/screenshots/<page>-<width>.png    width: phone (390 px) or desktop (1280 px)
 
+The public transparency page is taken at both widths, and the admin at desktop width: the
+second-factor enrolment, the statistics dashboard and the review queue, on a month of made-up
+activity (cases, partners' checks and feedback, disputed images) seeded before the server starts.
+
 Every request to any origin but the local server is aborted, as in the tests.
 """
 
@@ -27,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from django_otp.oath import totp
 from PIL import Image
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
@@ -46,6 +51,73 @@ class Width:
 
 WIDTHS = (Width("phone", 390, 844), Width("desktop", 1280, 900))
 
+ADMIN_PASSWORD = "a long screenshot password"  # a throwaway database
+# The superuser's TOTP key (hex), so that this script can compute its codes.
+ADMIN_TOTP_KEY = "3132333435363738393031323334353637383930"
+
+# Run in the throwaway database before the server starts: staff, partners, a month of activity.
+SEED = f"""
+import datetime as dt
+import random
+
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from api.models import MatchCall, Partner
+from api.services import partner_key_issue
+from registry.models import Case, Feedback, RegisteredImage
+from registry.roles import REVIEWERS
+from registry.services import case_withdraw
+from tests.factories import register_case
+
+rng = random.Random(2026)
+admin = User.objects.create_superuser("admin", password="{ADMIN_PASSWORD}")
+TOTPDevice.objects.create(user=admin, name="phone", key="{ADMIN_TOTP_KEY}", confirmed=True)
+reviewer = User.objects.create_user("reviewer", password="{ADMIN_PASSWORD}", is_staff=True)
+reviewer.groups.add(Group.objects.get(name=REVIEWERS))
+keys = []
+for name in ["Photo Sharing Co", "Friendly AI Editor", "Regional Forum"]:
+    partner = Partner.objects.create(name=name)
+    keys.append(partner_key_issue(partner=partner, scopes=["match", "sync", "feedback"]).key)
+now = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
+images = []
+for offset in range(29, -1, -1):
+    day = now - dt.timedelta(days=offset)
+    for _ in range(rng.randint(1, 5)):
+        case = register_case(images=rng.randint(1, 3)).case
+        Case.objects.filter(pk=case.pk).update(created_at=day)
+        RegisteredImage.objects.filter(case=case).update(created_at=day)
+        images.extend(RegisteredImage.objects.filter(case=case))
+        if rng.random() < 0.15:
+            case_withdraw(case=case)
+            Case.objects.filter(pk=case.pk).update(withdrawn_at=day + dt.timedelta(hours=2))
+    for key, scale in zip(keys, [40, 15, 6]):
+        for purpose in ["publish", "ai_edit"]:
+            for _ in range(rng.randint(scale // 2, scale)):
+                hashes = rng.randint(1, 20)
+                matched = rng.choice([0] * 12 + [1, 1, 2])
+                MatchCall.objects.create(
+                    partner=key.partner, key=key, purpose=purpose, hashes=hashes,
+                    matched_hashes=matched, matches=matched, created_at=day,
+                )
+    for _ in range(rng.randint(0, 4)):
+        Feedback.objects.create(
+            partner_id=rng.choice(keys).partner_id, image=rng.choice(images),
+            verdict=rng.choice(["blocked", "blocked", "blocked", "not_blocked", "pending_review"]),
+            created_at=day,
+        )
+active = [image for image in images if image.status == "active"]
+fields = {{field.name for field in RegisteredImage._meta.get_fields()}}
+for days_ago, image in zip([6, 3, 1, 0], rng.sample(active, 4)):
+    dispute = {{"status": "disputed"}}
+    if "disputed_at" in fields:
+        dispute.update(
+            disputed_at=now - dt.timedelta(days=days_ago), dispute_reason="partner_reports"
+        )
+    RegisteredImage.objects.filter(pk=image.pk).update(**dispute)
+"""
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -55,8 +127,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def registry_server(data_dir: Path) -> Iterator[str]:
-    """Migrate a fresh SQLite database in ``data_dir`` and serve the registry; yield its URL."""
+def registry_server(data_dir: Path, seed: str = "") -> Iterator[str]:
+    """Migrate a fresh SQLite database in ``data_dir``, run ``seed`` (Python, in Django's shell)
+    and serve the registry; yield its URL."""
     environment = {
         key: value
         for key, value in os.environ.items()
@@ -75,6 +148,8 @@ def registry_server(data_dir: Path) -> Iterator[str]:
     subprocess.run(
         [*manage, "migrate", "--no-input", "-v", "0"], env=environment, cwd=ROOT, check=True
     )
+    if seed:
+        subprocess.run([*manage, "shell", "-c", seed], env=environment, cwd=ROOT, check=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -186,10 +261,49 @@ def journey(browser: Browser, url: str, width: Width, photos: list[Path]) -> Non
     _save(page, "withdrawn", width)
     page.context.close()
 
+    page = _open(browser, url, width, "en-GB")
+    page.goto(url + "/transparency")
+    _save(page, "transparency", width)
+    page.context.close()
+
     french = _open(browser, url, width, "fr-FR")
     french.goto(url + "/")
     _save(french, "home-fr", width)
+    french.goto(url + "/transparency")
+    _save(french, "transparency-fr", width)
     french.context.close()
+
+
+def _log_in(page: Page, url: str, username: str) -> None:
+    page.goto(url + "/admin/login/")
+    page.locator("#id_username").fill(username)
+    page.locator("#id_password").fill(ADMIN_PASSWORD)
+    page.locator("input[type=submit]").click()
+    expect(page.locator("#two-factor-form")).to_be_visible()
+
+
+def admin_pages(browser: Browser, url: str, width: Width) -> None:
+    """The second-factor enrolment of a new reviewer, then the superuser's dashboard and the
+    review queue."""
+    page = _open(browser, url, width, "en-GB")
+    _log_in(page, url, "reviewer")
+    expect(page.locator("img[alt^='QR code']")).to_be_visible()
+    _save(page, "admin-two-factor-enrol", width)
+    page.context.close()
+
+    page = _open(browser, url, width, "en-GB")
+    _log_in(page, url, "admin")
+    code = totp(bytes.fromhex(ADMIN_TOTP_KEY))
+    page.locator("#id_token").fill(f"{code:06d}")
+    page.locator("#two-factor-form input[type=submit]").click()
+    expect(page.locator("#rempart-statistics-module")).to_be_visible()
+    page.goto(url + "/admin/statistics/?days=30")
+    _save(page, "admin-statistics", width)
+    queue = page.goto(url + "/admin/registry/reviewqueueimage/")
+    if queue is None or queue.status == 404:  # no queue of its own: the images, filtered
+        page.goto(url + "/admin/registry/registeredimage/?status__exact=disputed")
+    _save(page, "admin-review-queue", width)
+    page.context.close()
 
 
 def main() -> None:
@@ -208,7 +322,7 @@ def main() -> None:
             write_photo(folder / "portrait.png", seed=502, size=(400, 300)),
             flat,
         ]
-        with registry_server(folder / "data") as url, sync_playwright() as playwright:
+        with registry_server(folder / "data", SEED) as url, sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=executable, headless=True, args=CHROMIUM_ARGS
             )
@@ -216,6 +330,8 @@ def main() -> None:
                 for width in WIDTHS:
                     print(f"{width.name} ({width.pixels} px):")
                     journey(browser, url, width, photos)
+                print("admin (desktop):")
+                admin_pages(browser, url, WIDTHS[-1])
             finally:
                 browser.close()
 

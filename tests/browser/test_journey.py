@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from registry.models import Case, RegisteredImage
 from tests.browser.conftest import BrowsingLog, SiteOpener
@@ -260,3 +260,41 @@ def test_a_person_adds_photos_with_the_keyboard_alone(site: SiteOpener, photos: 
     assert registered.case.images.count() == 3
     assert page.locator("[data-case-secret]").count() == 0
     assert_private(log, registered.secret)
+
+
+def test_a_registration_retried_after_a_lost_answer_opens_one_case(
+    site: SiteOpener, photos: list[Path]
+) -> None:
+    page, log = site(locale="en-GB")
+    keys: list[str] = []
+
+    def lose_the_first_answer(route: Route) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        if len(keys) == 1:
+            route.fetch()  # The registry receives it and opens the case...
+            route.abort("connectionreset")  # ...but its answer never reaches the browser.
+        else:
+            route.continue_()
+
+    page.route("**/register/submit", lose_the_first_answer)
+    page.goto(log.origin + "/register")
+    expect(page.locator("[data-picker][data-ready]")).to_be_attached()
+    page.locator("#photos").set_input_files([str(photos[0]), str(photos[1])])
+    expect(page.locator(".photo.ready")).to_have_count(2, timeout=20_000)
+    page.get_by_label(ENGLISH.intimate).check()
+    page.get_by_label(ENGLISH.depicted).check()
+    page.get_by_label(ENGLISH.rights).check()
+    page.locator("#minor").get_by_label(ENGLISH.minor_no, exact=True).check()
+    submit = page.get_by_role("button", name=ENGLISH.register)
+    submit.click()
+    expect(page.locator("[data-error-summary]")).to_be_visible()
+    assert Case.objects.count() == 1
+
+    submit.click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(ENGLISH.registered)
+    reference = page.locator("[data-case-reference]").get_attribute("data-case-reference")
+    assert Case.objects.get().reference == reference
+    assert len(keys) == 2
+    assert keys[0] == keys[1]
+    assert len(keys[0]) == 36  # A random UUID.

@@ -45,18 +45,20 @@ export class RegistryAnswer extends Error {
 }
 
 /**
- * POST `body` as JSON to this site's `url`; resolve with the JSON answer, or reject with a
- * RegistryAnswer (an error the registry explained) or a TypeError (the network failed).
+ * POST `body` (an object, or its JSON text) to this site's `url` with extra `headers`; resolve
+ * with the JSON answer, or reject with a RegistryAnswer (an error the registry explained) or a
+ * TypeError (the network failed).
  */
-export async function postJson(url, body) {
+export async function postJson(url, body, headers = {}) {
   const response = await fetch(url, {
     method: "POST",
     headers: {
       "Content-Type": "application/json",
       Accept: "application/json",
       "X-CSRFToken": csrfToken(),
+      ...headers,
     },
-    body: JSON.stringify(body),
+    body: typeof body === "string" ? body : JSON.stringify(body),
     credentials: "same-origin",
     cache: "no-store",
     referrerPolicy: "same-origin",
@@ -81,6 +83,19 @@ export function showReceipt(root, html) {
   if (heading) heading.focus();
 }
 
+/** A random version 4 UUID (crypto.randomUUID is missing outside secure contexts). */
+export function randomUuid() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The last submission sent: its URL, JSON text and Idempotency-Key, reused by a retry. */
+let lastAttempt = null;
+
 /**
  * Send `body` to the form's submit URL and show the receipt it answers in `root`; on a refusal
  * or a network failure, show the message in `summary` and let the person try again. `submit` is
@@ -89,8 +104,16 @@ export function showReceipt(root, html) {
 export async function sendForReceipt({ root, form, summary, submit, sending, messages, body }) {
   submit.disabled = true;
   sending.hidden = false;
+  const text = JSON.stringify(body);
+  // A retry of the same submission (after a network failure, say) carries the same key, so the
+  // registry answers what it answered the first time and opens no second case.
+  if (!lastAttempt || lastAttempt.url !== form.dataset.submitUrl || lastAttempt.text !== text) {
+    lastAttempt = { url: form.dataset.submitUrl, text, key: randomUuid() };
+  }
   try {
-    const answer = await postJson(form.dataset.submitUrl, body);
+    const answer = await postJson(form.dataset.submitUrl, text, {
+      "Idempotency-Key": lastAttempt.key,
+    });
     showReceipt(root, answer.receipt_html);
   } catch (error) {
     const message =

@@ -1,0 +1,75 @@
+"""The public transparency page: the registry's daily figures, with no partner named.
+
+The same series as the admin dashboard (registry/stats.py) without the per-partner charts, drawn
+as SVG by the server, in the person's language, and the same figures as CSV. Anyone may ask for
+this page, so its figures are computed at most once every few minutes (kept in the shared
+cache; counts and labels only).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from registry import stats
+from registry.charts import chart_views
+
+logger = logging.getLogger(__name__)
+CACHE_SECONDS = 300
+
+
+def _public_stats() -> stats.DailyStats:
+    """The public figures, from the cache when they were computed less than CACHE_SECONDS ago.
+
+    A cache that fails is skipped: the page is computed afresh rather than refused.
+    """
+    key = f"stats:public:{stats.DEFAULT_DAYS}:{timezone.now().date().isoformat()}"
+    try:
+        cached = cache.get(key)
+    except Exception:  # any failure of the cache: compute instead
+        logger.warning("the cache is unavailable; transparency figures computed afresh")
+        cached = None
+    if isinstance(cached, stats.DailyStats):
+        return cached
+    figures = stats.daily_stats(days=stats.DEFAULT_DAYS, with_partners=False)
+    try:
+        cache.set(key, figures, CACHE_SECONDS)
+    except Exception:  # any failure of the cache: serve what was computed
+        logger.warning("the cache is unavailable; transparency figures not kept")
+    return figures
+
+
+@require_GET
+def transparency(request: HttpRequest) -> HttpResponse:
+    """Registrations, withdrawals, partners' checks and feedback, and the review queue, per day
+    over the last DEFAULT_DAYS days."""
+    figures = _public_stats()
+    return render(
+        request,
+        "registry/transparency.html",
+        {
+            "stats": figures,
+            "days": len(figures.days),
+            "charts": chart_views(figures),
+        },
+    )
+
+
+@require_GET
+def transparency_csv(request: HttpRequest) -> HttpResponse:
+    """The transparency page's figures as CSV: day, chart, series, label, value."""
+    figures = _public_stats()
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(stats.stats_rows(figures))
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="rempart-transparency-{figures.days[-1].isoformat()}.csv"'
+    )
+    return response
