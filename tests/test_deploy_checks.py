@@ -19,6 +19,7 @@ PRODUCTION_LIKE = {
     "SECURE_HSTS_PRELOAD": "1",
     "SECURE_SSL_REDIRECT": "1",
     "INDEX_AUTOSTART": "0",
+    "WITHDRAWAL_JOURNAL": "/var/lib/rempart/withdrawals.jsonl",
 }
 
 
@@ -42,6 +43,20 @@ def test_check_deploy_passes_with_production_settings() -> None:
     result = _manage("check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_withdrawals_are_journalled_nowhere() -> None:
+    result = _run_without_journal()
+    assert result.returncode != 0
+    assert "registry.W001" in result.stdout + result.stderr
+
+
+def _run_without_journal() -> subprocess.CompletedProcess[str]:
+    saved = PRODUCTION_LIKE.pop("WITHDRAWAL_JOURNAL")
+    try:
+        return _manage("check", "--deploy", "--fail-level", "WARNING")
+    finally:
+        PRODUCTION_LIKE["WITHDRAWAL_JOURNAL"] = saved
 
 
 def test_the_openapi_schema_generates_without_a_warning_and_validates() -> None:

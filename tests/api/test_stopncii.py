@@ -450,3 +450,21 @@ def test_a_checkpoint_never_skips_a_change_that_commits_late(partner_a: PartnerP
     assert during["count"] == 8
     assert _hashes(late[0]) <= {record["hashValue"] for record in after["hashRecords"]}
     assert after["nextSetTimestamp"] >= during["nextSetTimestamp"]
+
+
+def test_a_checkpoint_older_than_the_tombstones_kept_gets_410(
+    partner_a: PartnerPersona, person: RegisteredCase, settings: Any
+) -> None:
+    settings.TOMBSTONE_RETENTION_DAYS = 45
+    long_ago = timezone.now() - dt.timedelta(days=45, minutes=1)
+    Change.objects.update(created_at=long_ago)
+    headers = _headers(partner_a.raw_key, "f")
+    checkpoint = int(long_ago.timestamp()) + 1  # After every change: an incremental fetch.
+
+    expired = Client().get("/v1/FetchHashes", {"startTimestamp": checkpoint}, headers=headers)
+    from_start = Client().get("/v1/FetchHashes", {"startTimestamp": 10}, headers=headers)
+
+    assert expired.status_code == 410
+    assert expired.json()["error"]["code"] == "cursor_expired"
+    assert from_start.status_code == 200
+    assert from_start.json()["count"] == 16

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,21 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from registry.services import case_withdraw
 from tests.conftest import PartnerPersona
 from tests.factories import register_case
+from tests.processes import processes_in, service_env, start_gunicorn, suite_database_url
 
-ROOT = Path(__file__).resolve().parents[2]
 FRESHNESS_BOUND = 1.0  # seconds: the registry's promise, not a benchmark
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _get(url: str) -> tuple[int, Any]:
@@ -53,57 +40,11 @@ def _match(base: str, key: str, value: str) -> list[Any]:
 
 
 @pytest.fixture
-def two_servers(transactional_db: None) -> Iterator[list[str]]:
+def two_servers(transactional_db: None, tmp_path: Path) -> Iterator[list[str]]:
     """Two gunicorn servers, one worker each, on the test database: two separate indexes."""
-    database = connection.settings_dict
-    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "WEB_CONCURRENCY": "1",
-        "INDEX_POLL_MS": "100",
-        "ALLOWED_HOSTS": "127.0.0.1",
-    }
-    processes: list[subprocess.Popen[bytes]] = []
-    bases: list[str] = []
-    for _ in range(2):
-        port = _free_port()
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-c",
-                    "deploy/gunicorn.conf.py",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "registry.wsgi",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        bases.append(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 60
-        for base in bases:
-            while True:
-                try:
-                    if _get(f"{base}/ready")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, "a server never became ready"
-                time.sleep(0.2)
-        yield bases
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=30)
+    env = service_env(DATABASE_URL=suite_database_url())
+    with processes_in(tmp_path) as processes:
+        yield [start_gunicorn(processes, env, name=f"gunicorn-{number}") for number in range(2)]
 
 
 @pytest.mark.slow
