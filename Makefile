@@ -16,7 +16,8 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	SECRET_KEY=test-only-secret-key KEY_PEPPER=test-only-pepper DEBUG=0 SECURE_SSL_REDIRECT=0 \
 	RECEIPT_SIGNING_KEY=dGVzdC1vbmx5LXJlY2VpcHQta2V5LTAwMDAwMDAwMDA=
 
-.PHONY: help install run test lint format bench bench-db migrations screenshots clean
+.PHONY: help install run test lint format bench bench-db limits loadtest migrations screenshots \
+	clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,6 +54,17 @@ bench: install ## Benchmark the match index against faiss and brute force; print
 
 bench-db: install ## Benchmark start-up load from PostgreSQL, key checks and hash_match at 10M hashes
 	$(PY) -m tests.benchmarks.bench_service $(BENCH_ARGS)
+
+limits: install ## Measure what PDQ matching catches and misses on generated photos (docs/limits.md)
+	$(PY) -m tests.benchmarks.pdq_limits $(LIMITS_ARGS)
+
+# The load test creates, then drops, its own database on this server and empties this Redis db.
+LOADTEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/13)
+
+loadtest: install ## Load test as in production (gunicorn, 1,000,000 hashes, wrk); prints a table
+	@command -v wrk >/dev/null || { echo "make loadtest needs wrk (apt-get install wrk)"; exit 1; }
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(LOADTEST_REDIS_URL) \
+		$(PY) -m tests.load.run $(LOADTEST_ARGS)
 
 migrations: install ## Write migrations for model changes
 	DEBUG=1 $(PY) manage.py makemigrations

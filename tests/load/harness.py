@@ -1,0 +1,480 @@
+"""The load test's machinery: the service as in production, wrk, and a stream of writes.
+
+``production_service`` creates a database of its own on the PostgreSQL server of
+``DATABASE_URL`` (named after it, ending in ``_loadtest``), fills it (tests/load/prepare.py),
+starts gunicorn with deploy/gunicorn.conf.py (several workers, DEBUG off) and a Celery worker on
+Redis, and on the way out, failure included, stops them, drops the database and empties the
+Redis database it used.
+
+``run_scenario`` drives match calls with wrk (tests/load/match.lua, one thread: the two cores
+are shared with the server) while ``WriteStream`` registers and withdraws cases through the
+public API in parallel. Each withdrawn photo is matched again at once, and once more after the
+load: a committed withdrawal must never match.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+LUA_SCRIPT = Path(__file__).with_name("match.lua")
+# The load test's own server: production settings, with throwaway secrets.
+_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "load-test-only-secret-key-load-test-only-secret-key",
+    "KEY_PEPPER": "load-test-only-pepper",
+    "RECEIPT_SIGNING_KEY": "bG9hZC10ZXN0LW9ubHktcmVjZWlwdC1rZXktMDAwMDA=",
+    "SECURE_SSL_REDIRECT": "0",
+    "ALLOWED_HOSTS": "127.0.0.1",
+    "SITE_ROOT": "http://127.0.0.1",
+    # Every write of the stream comes from one address; the per-client limit is not under test.
+    "PUBLIC_CASE_RATE": "100000/m",
+    "LOG_LEVEL": "WARNING",
+    "DJANGO_SETTINGS_MODULE": "registry.settings",
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Service:
+    """A running production-like registry: where it answers, and a partner key for it."""
+
+    base: str
+    key: str
+    queries: Path
+    workers: int
+    hashes: int
+    # gunicorn's access log: request line, status, size and duration; no address, no hash.
+    access_log: Path
+    database_url: str
+
+    def match_calls_recorded(self) -> int:
+        """How many MatchCall rows the database holds now."""
+        with psycopg.connect(self.database_url) as connection:
+            row = connection.execute("SELECT count(*) FROM api_matchcall").fetchone()
+        return int(row[0]) if row else 0
+
+    def match_calls_answered(self) -> int:
+        """How many match calls the server answered with 200, by its access log."""
+        with self.access_log.open("rb") as log_file:
+            return sum(
+                1
+                for line in log_file
+                if line.startswith(b'"POST /api/v1/match ') and b'" 200 ' in line
+            )
+
+    def answers_since(self, offset: int) -> collections.Counter[str]:
+        """The statuses the server answered since ``offset`` bytes of its access log."""
+        with self.access_log.open("rb") as log_file:
+            log_file.seek(offset)
+            lines = log_file.read().decode(errors="replace").splitlines()
+        return collections.Counter(
+            line.split('" ')[-1].split(" ")[0] for line in lines if '" ' in line
+        )
+
+    def access_log_size(self) -> int:
+        return self.access_log.stat().st_size if self.access_log.exists() else 0
+
+
+def _database_urls(server_url: str, suffix: str) -> tuple[str, str, str]:
+    """The maintenance URL, the load test's database name and its URL, on ``server_url``."""
+    parts = urlsplit(server_url)
+    name = f"{parts.path.lstrip('/') or 'rempart'}{suffix}"
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    return admin, name, urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _stop(process: subprocess.Popen[bytes], name: str) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            log(f"{name} did not stop in 30 s; killing it")
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes], deadline: float) -> None:
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError("gunicorn exited before it was ready; see its log")
+        try:
+            with urllib.request.urlopen(f"{base}/ready", timeout=5) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("gunicorn never became ready")
+        time.sleep(0.5)
+
+
+@contextmanager
+def production_service(
+    *,
+    hashes: int,
+    server_url: str,
+    redis_url: str,
+    workers: int = 2,
+    threads: int = 4,
+    port: int | None = None,
+    celery: bool = True,
+    database_suffix: str = "_loadtest",
+) -> Iterator[Service]:
+    """The registry as in production on this machine, with ``hashes`` registered hashes."""
+    admin_url, name, database_url = _database_urls(server_url, database_suffix)
+    port = port or free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="rempart-load-"))
+    env = {
+        **os.environ,
+        **_ENV,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "WEB_CONCURRENCY": str(workers),
+        "GUNICORN_THREADS": str(threads),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_ACCESS_LOG": str(workdir / "access.log"),
+    }
+    with ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        cleanup.callback(lambda: redis.Redis.from_url(redis_url).flushdb())
+        _drop_database(admin_url, name)
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        cleanup.callback(_drop_database, admin_url, name)
+
+        started = time.monotonic()
+        log(f"registering {hashes:,} hashes in {name}")
+        queries = workdir / "queries.txt"
+        prepared = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.load.prepare",
+                "--hashes",
+                str(hashes),
+                "--queries",
+                str(queries),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.PIPE,
+        )
+        details = json.loads(prepared.stdout.decode().strip().splitlines()[-1])
+        log(f"registered in {time.monotonic() - started:.0f} s; starting gunicorn")
+
+        server_log = (workdir / "gunicorn.log").open("wb")
+        cleanup.callback(server_log.close)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "registry.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+        )
+        cleanup.callback(_stop, server, "gunicorn")
+        if celery:
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "registry",
+                    "worker",
+                    "--concurrency",
+                    "1",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=server_log,
+                stderr=subprocess.STDOUT,
+            )
+            cleanup.callback(_stop, worker, "celery worker")
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(base, server, time.monotonic() + 120)
+        except RuntimeError:
+            server_log.flush()
+            sys.stderr.write((workdir / "gunicorn.log").read_text(errors="replace")[-4000:])
+            raise
+        log(f"ready in {time.monotonic() - started:.0f} s")
+        yield Service(
+            base=base,
+            key=details["key"],
+            queries=queries,
+            workers=workers,
+            hashes=details["hashes"],
+            access_log=workdir / "access.log",
+            database_url=database_url,
+        )
+
+
+# --- Requests ---------------------------------------------------------------------------------
+
+
+def post(base: str, path: str, body: dict[str, Any], key: str | None = None) -> tuple[int, Any]:
+    """POST JSON on loopback; the status and the decoded answer (errors included)."""
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(  # noqa: S310 - loopback only
+        f"{base}{path}", data=json.dumps(body).encode(), headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def match_count(base: str, key: str, hashes: list[str]) -> int:
+    """How many of ``hashes`` match anything now (raises on an error answer)."""
+    matched = 0
+    for start in range(0, len(hashes), 1000):
+        status, body = post(
+            base,
+            "/api/v1/match",
+            {"hashes": hashes[start : start + 1000], "purpose": "publish"},
+            key,
+        )
+        if status != 200:
+            raise RuntimeError(f"match answered {status}")
+        matched += sum(1 for result in body["results"] if result["matches"])
+    return matched
+
+
+def _random_pdq_hash(rng: random.Random) -> str:
+    value = 0
+    for bit in rng.sample(range(256), 128):
+        value |= 1 << bit
+    return value.to_bytes(32, "big").hex()
+
+
+@dataclass
+class WriteStream:
+    """People registering and withdrawing photos through the public API while the load runs.
+
+    Each round opens a case of one photo, waits until its rotated variant matches, withdraws the
+    case, and matches the photo again at once: it must match nothing. Every second case is kept,
+    so the registry also grows during the load. Once told to stop, the stream still completes
+    ``min_withdrawals`` withdrawals (unless something failed), so that a short run has some.
+    """
+
+    base: str
+    key: str
+    pause: float = 0.5
+    min_withdrawals: int = 1
+    registrations: int = 0
+    withdrawals: int = 0
+    errors: list[str] = field(default_factory=list)
+    matched_after_withdrawal: int = 0
+    withdrawn_hashes: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _rng: random.Random = field(default_factory=lambda: random.Random(11))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="write-stream", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        round_number = 0
+        while not (
+            self._stop.is_set() and (self.withdrawals >= self.min_withdrawals or self.errors)
+        ):
+            try:
+                self._round(keep=round_number % 2 == 1)
+            except Exception as error:  # Recorded, reported, and the stream goes on.
+                self.errors.append(f"{type(error).__name__}: {error}")
+            round_number += 1
+            self._stop.wait(self.pause)
+
+    def _round(self, *, keep: bool) -> None:
+        photo = [_random_pdq_hash(self._rng) for _ in range(8)]
+        status, body = post(
+            self.base,
+            "/api/v1/cases",
+            {
+                "scope": "intimate",
+                "attestations": {
+                    "depicted_or_acting_for": True,
+                    "rights_to_register": True,
+                    "minor_depicted": False,
+                },
+                "terms_version": "2026-11",
+                "language": "en",
+                "images": [{"hashes": photo, "quality": 90}],
+            },
+        )
+        if status != 201:
+            self.errors.append(f"registration answered {status}")
+            return
+        self.registrations += 1
+        if keep:
+            return
+        # Registered hashes become matchable within a second in every process; wait for it, so
+        # that the withdrawal below is of a photo the index holds. (Generous: the machine is
+        # loaded on purpose; the freshness promise is tested in tests/registry/.)
+        deadline = time.monotonic() + 30
+        while not match_count(self.base, self.key, [photo[1]]):
+            if time.monotonic() > deadline:
+                self.errors.append("a registered photo did not match within 30 s")
+                break
+            time.sleep(0.05)
+        credentials = {"case_reference": body["case_reference"], "case_secret": body["case_secret"]}
+        status, _ = post(self.base, "/api/v1/cases/withdraw", credentials)
+        if status != 200:
+            self.errors.append(f"withdrawal answered {status}")
+            return
+        self.withdrawals += 1
+        self.withdrawn_hashes.extend(photo)
+        self.matched_after_withdrawal += match_count(self.base, self.key, photo)
+
+
+# --- Scenarios --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One scenario's figures, as wrk measured them, and the write stream's record."""
+
+    scenario: str
+    batch: int
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    status_errors: int
+    socket_errors: int
+    registrations: int
+    withdrawals: int
+    write_errors: list[str]
+    matched_after_withdrawal: int
+    # Every answer of the server during the scenario, by status (match calls and writes).
+    answers: dict[str, int]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def errors(self) -> int:
+        return self.status_errors + self.socket_errors + len(self.write_errors)
+
+
+def run_wrk(service: Service, *, batch: int, seconds: int, connections: int) -> dict[str, int]:
+    """Drive match calls of ``batch`` hashes with wrk, one thread; wrk's figures."""
+    completed = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA_SCRIPT),
+            service.base,
+        ],
+        env={
+            **os.environ,
+            "LOAD_KEY": service.key,
+            "LOAD_QUERIES": str(service.queries),
+            "LOAD_BATCH": str(batch),
+        },
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    for line in completed.stdout.splitlines():
+        if line.startswith("LOAD_RESULT "):
+            figures: dict[str, int] = json.loads(line.removeprefix("LOAD_RESULT "))
+            return figures
+    raise RuntimeError(f"wrk printed no result:\n{completed.stdout}")
+
+
+def run_scenario(
+    service: Service,
+    *,
+    scenario: str,
+    batch: int,
+    seconds: int,
+    connections: int,
+    write_pause: float = 0.5,
+) -> Outcome:
+    """Match calls with wrk and, alongside, registrations and withdrawals; then check again that
+    no photo withdrawn during the load matches."""
+    log_offset = service.access_log_size()
+    stream = WriteStream(base=service.base, key=service.key, pause=write_pause)
+    stream.start()
+    try:
+        figures = run_wrk(service, batch=batch, seconds=seconds, connections=connections)
+    finally:
+        stream.stop()
+    # Several calls, so that each worker process answers some of them.
+    matched = stream.matched_after_withdrawal
+    for _ in range(service.workers * 4):
+        matched += match_count(service.base, service.key, stream.withdrawn_hashes)
+    return Outcome(
+        scenario=scenario,
+        batch=batch,
+        requests=figures["requests"],
+        seconds=figures["duration_us"] / 1e6,
+        p50_ms=figures["p50_us"] / 1000,
+        p99_ms=figures["p99_us"] / 1000,
+        status_errors=figures["status_errors"],
+        socket_errors=figures["socket_errors"],
+        registrations=stream.registrations,
+        withdrawals=stream.withdrawals,
+        write_errors=stream.errors,
+        matched_after_withdrawal=matched,
+        answers=dict(sorted(service.answers_since(log_offset).items())),
+    )

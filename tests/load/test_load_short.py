@@ -1,0 +1,71 @@
+"""The load test, short: the production-like server under match calls, with writes alongside.
+
+The same setup as ``make loadtest`` (tests/load/harness.py: gunicorn with
+deploy/gunicorn.conf.py and several workers, PostgreSQL, Redis, a Celery worker, wrk) on 20,000
+registered hashes, each scenario for a few seconds. It asserts what must hold whatever the
+machine: no request fails, no photo withdrawn during the load matches afterwards, and every match
+call answered has its usage record (written in batches by the web processes). The rates
+and latencies are printed, never asserted (``make loadtest`` measures them).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+from django.conf import settings
+
+from tests.load.harness import Outcome, production_service, run_scenario
+
+pytestmark = pytest.mark.load
+
+
+def _server_url() -> str:
+    database = settings.DATABASES["default"]
+    user = database.get("USER") or "postgres"
+    host = database.get("HOST") or "127.0.0.1"
+    port = database.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{database['NAME']}"
+
+
+def _print(outcome: Outcome) -> None:
+    print(
+        f"{outcome.scenario}: {outcome.rate:,.0f} req/s, p50 {outcome.p50_ms:.1f} ms, "
+        f"p99 {outcome.p99_ms:.1f} ms, {outcome.registrations} registrations and "
+        f"{outcome.withdrawals} withdrawals alongside"
+    )
+
+
+def test_match_calls_under_load_never_fail_and_withdrawn_photos_never_match() -> None:
+    if shutil.which("wrk") is None:
+        pytest.fail("the load test needs wrk (apt-get install wrk; .ci/run installs it)")
+    if not settings.REDIS_URL or not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.fail("the load test runs on PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
+    with production_service(
+        hashes=20_000,
+        server_url=_server_url(),
+        redis_url=settings.REDIS_URL,
+        workers=2,
+        threads=4,
+        database_suffix="_loadshort",
+    ) as service:
+        outcomes = [
+            run_scenario(service, scenario="single-hash match", batch=1, seconds=4, connections=8),
+            run_scenario(
+                service, scenario="batch match, 100 hashes", batch=100, seconds=4, connections=2
+            ),
+        ]
+        # Usage records are written in batches by each worker: none is lost under load.
+        answered = service.match_calls_answered()
+        deadline = time.monotonic() + 30
+        while service.match_calls_recorded() != answered and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert service.match_calls_recorded() == answered
+    for outcome in outcomes:
+        _print(outcome)
+        assert outcome.requests > 0
+        assert (outcome.status_errors, outcome.socket_errors) == (0, 0)
+        assert outcome.write_errors == []
+        assert outcome.registrations >= outcome.withdrawals >= 1
+        assert outcome.matched_after_withdrawal == 0
