@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from registry.models import Case, ConsentRecord
 from registry.pdq import DIHEDRAL_VARIANTS, HASH_BITS, DihedralHashes
@@ -51,6 +53,27 @@ def random_dihedral(rng: random.Random = _rng, quality: int = 90) -> DihedralHas
 def dihedral_payload(image: DihedralHashes) -> dict[str, object]:
     """The JSON shape of one image as the web form and the API send it."""
     return {"hashes": [value.hex() for value in image.hashes], "quality": image.quality}
+
+
+def case_creation_body(
+    images: Sequence[dict[str, object]],
+    *,
+    scope: str = "intimate",
+    language: str = "en",
+    minor_depicted: bool = False,
+) -> dict[str, Any]:
+    """The JSON body that opens a case through the public API (POST /api/v1/cases)."""
+    return {
+        "scope": scope,
+        "attestations": {
+            "depicted_or_acting_for": True,
+            "rights_to_register": True,
+            "minor_depicted": minor_depicted,
+        },
+        "terms_version": "2026-11",
+        "language": language,
+        "images": list(images),
+    }
 
 
 ATTESTED = Attestations(depicted_or_acting_for=True, rights_to_register=True, minor_depicted=False)

@@ -23,7 +23,7 @@ from django.test import Client
 
 from registry.matcher import Matcher
 from tests.conftest import PartnerPersona
-from tests.factories import dihedral_payload, random_dihedral
+from tests.factories import case_creation_body, dihedral_payload, random_dihedral
 
 ADDRESS = "203.0.113.77"
 HASH_TABLES = {"public.registry_imagehash", "public.registry_allowlistedhash"}
@@ -76,17 +76,7 @@ def test_a_full_scenario_leaves_no_address_secret_or_stray_hash(
     images = [random_dihedral(), random_dihedral()]
     created = _post(
         "/api/v1/cases",
-        {
-            "scope": "intimate",
-            "attestations": {
-                "depicted_or_acting_for": True,
-                "rights_to_register": True,
-                "minor_depicted": False,
-            },
-            "terms_version": "2026-11",
-            "language": "en",
-            "images": [dihedral_payload(image) for image in images],
-        },
+        case_creation_body([dihedral_payload(image) for image in images]),
         **{"Idempotency-Key": "scan-1"},
     )
     assert created.status_code == 201

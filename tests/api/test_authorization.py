@@ -18,7 +18,13 @@ from api.services import partner_key_issue
 from registry.matcher import Matcher
 from registry.models import Case
 from tests.conftest import PartnerPersona
-from tests.factories import RegisteredCase, dihedral_payload, random_dihedral, random_hash
+from tests.factories import (
+    RegisteredCase,
+    case_creation_body,
+    dihedral_payload,
+    random_dihedral,
+    random_hash,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -115,17 +121,7 @@ def test_case_endpoints_need_the_case_secret_not_a_partner_key(
 
 
 def test_case_creation_refuses_a_key_in_the_url(partner_a: PartnerPersona) -> None:
-    body = {
-        "scope": "intimate",
-        "attestations": {
-            "depicted_or_acting_for": True,
-            "rights_to_register": True,
-            "minor_depicted": False,
-        },
-        "terms_version": "2026-11",
-        "language": "en",
-        "images": [dihedral_payload(random_dihedral())],
-    }
+    body = case_creation_body([dihedral_payload(random_dihedral())])
     response = _call("/api/v1/cases", body, {}, f"?token={partner_a.raw_key}")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "key_in_url"

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from registry.models import AuditEvent, Case, Change, ImageHash, RegisteredImage
-from tests.factories import RegisteredCase, dihedral_payload, random_dihedral
+from tests.factories import RegisteredCase, case_creation_body, dihedral_payload, random_dihedral
 
 pytestmark = pytest.mark.django_db
 
@@ -20,17 +20,9 @@ def _post(path: str, body: Any, client_address: str = "127.0.0.1") -> Any:
 
 
 def _creation(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "scope": "intimate",
-        "attestations": {
-            "depicted_or_acting_for": True,
-            "rights_to_register": True,
-            "minor_depicted": False,
-        },
-        "terms_version": "2026-11",
-        "language": "fr",
-        "images": [dihedral_payload(random_dihedral()), dihedral_payload(random_dihedral())],
-    }
+    body = case_creation_body(
+        [dihedral_payload(random_dihedral()), dihedral_payload(random_dihedral())], language="fr"
+    )
     body.update(changes)
     return body
 

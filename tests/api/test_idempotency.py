@@ -14,23 +14,13 @@ from django.test import Client
 from api.models import IdempotencyRecord
 from registry.models import Case, ImageHash, RegisteredImage
 from tests.conftest import PartnerPersona
-from tests.factories import dihedral_payload, random_dihedral, random_hash
+from tests.factories import case_creation_body, dihedral_payload, random_dihedral, random_hash
 
 pytestmark = pytest.mark.django_db
 
 
 def _creation() -> dict[str, Any]:
-    return {
-        "scope": "intimate",
-        "attestations": {
-            "depicted_or_acting_for": True,
-            "rights_to_register": True,
-            "minor_depicted": False,
-        },
-        "terms_version": "2026-11",
-        "language": "fr",
-        "images": [dihedral_payload(random_dihedral())],
-    }
+    return case_creation_body([dihedral_payload(random_dihedral())], language="fr")
 
 
 def _post(body: dict[str, Any], key: str | None, address: str = "127.0.0.1") -> Any:

@@ -30,7 +30,13 @@ from api.models import Partner, PartnerKey
 from api.services import KeyIssued, partner_key_issue, partner_key_revoke
 from registry.services import disclosure_record
 from tests.conftest import ALL_SCOPES
-from tests.factories import RegisteredCase, dihedral_payload, random_dihedral, register_case
+from tests.factories import (
+    RegisteredCase,
+    case_creation_body,
+    dihedral_payload,
+    random_dihedral,
+    register_case,
+)
 
 # What the schema promises: no server error, and every answer documented (status, headers, body).
 # Also that auth is never ignored, required headers are enforced and invalid input is refused.
@@ -135,19 +141,7 @@ def _valid_requests(person: RegisteredCase) -> dict[str, dict[str, Any]]:
     credentials = {"case_reference": person.case.reference, "case_secret": person.secret}
     return {
         "POST /api/v1/match": {"body": {"hashes": hashes[:2], "purpose": "publish"}},
-        "POST /api/v1/cases": {
-            "body": {
-                "scope": "intimate",
-                "attestations": {
-                    "depicted_or_acting_for": True,
-                    "rights_to_register": True,
-                    "minor_depicted": False,
-                },
-                "terms_version": "2026-11",
-                "language": "fr",
-                "images": [_image()],
-            }
-        },
+        "POST /api/v1/cases": {"body": case_creation_body([_image()], language="fr")},
         "POST /api/v1/cases/status": {"body": credentials},
         "POST /api/v1/cases/images": {"body": {**credentials, "images": [_image()]}},
         "POST /api/v1/cases/withdraw": {"body": credentials},

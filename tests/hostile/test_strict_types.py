@@ -14,23 +14,13 @@ from django.test import Client
 
 from registry.models import Case, Feedback
 from tests.conftest import PartnerPersona
-from tests.factories import dihedral_payload, random_dihedral
+from tests.factories import case_creation_body, dihedral_payload, random_dihedral
 
 pytestmark = pytest.mark.django_db
 
 
 def _case(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "scope": "intimate",
-        "attestations": {
-            "depicted_or_acting_for": True,
-            "rights_to_register": True,
-            "minor_depicted": False,
-        },
-        "terms_version": "2026-11",
-        "language": "en",
-        "images": [dihedral_payload(random_dihedral())],
-    }
+    body = case_creation_body([dihedral_payload(random_dihedral())])
     body.update(changes)
     return body
 

@@ -17,6 +17,7 @@ from registry.services import image_submit_by_partner
 from tests.conftest import PartnerPersona
 from tests.factories import (
     RegisteredCase,
+    case_creation_body,
     dihedral_payload,
     near_duplicate,
     random_dihedral,
@@ -69,7 +70,7 @@ def _registration(*images: DihedralHashes) -> dict[str, Any]:
 
 
 def _case_api(*images: DihedralHashes) -> dict[str, Any]:
-    return {**_registration(*images), "terms_version": "2026-11", "language": "en"}
+    return case_creation_body([dihedral_payload(image) for image in images])
 
 
 def _credentials(person: RegisteredCase) -> dict[str, str]:

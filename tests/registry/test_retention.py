@@ -35,7 +35,13 @@ from registry.models import AuditEvent, Case, Change, ConsentRecord, ImageHash, 
 from registry.retention import registry_records_purge, withdrawn_hashes_purge
 from registry.services import case_withdraw
 from tests.conftest import PartnerPersona
-from tests.factories import RegisteredCase, dihedral_payload, random_dihedral, register_case
+from tests.factories import (
+    RegisteredCase,
+    case_creation_body,
+    dihedral_payload,
+    random_dihedral,
+    register_case,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -183,17 +189,7 @@ def test_the_feeds_still_behave_once_hashes_are_gone(
 
 
 def _creation() -> dict[str, Any]:
-    return {
-        "scope": "intimate",
-        "attestations": {
-            "depicted_or_acting_for": True,
-            "rights_to_register": True,
-            "minor_depicted": False,
-        },
-        "terms_version": "2026-11",
-        "language": "en",
-        "images": [dihedral_payload(random_dihedral())],
-    }
+    return case_creation_body([dihedral_payload(random_dihedral())])
 
 
 def _post(path: str, body: dict[str, Any], **headers: str) -> Any:

@@ -20,7 +20,7 @@ import pytest
 from api.models import Partner, WebhookDelivery
 from registry.models import Case
 from tests.conftest import PartnerPersona
-from tests.factories import dihedral_payload, random_dihedral
+from tests.factories import case_creation_body, dihedral_payload, random_dihedral
 from tests.processes import (
     WEBHOOK_SECRET,
     Answer,
@@ -62,17 +62,7 @@ def _register(base: str) -> tuple[dict[str, Any], str]:
         base,
         "POST",
         "/api/v1/cases",
-        {
-            "scope": "intimate",
-            "attestations": {
-                "depicted_or_acting_for": True,
-                "rights_to_register": True,
-                "minor_depicted": False,
-            },
-            "terms_version": "2026-11",
-            "language": "en",
-            "images": [image],
-        },
+        case_creation_body([image]),
     )
     assert answer.status == 201, answer.body
     hashes: list[str] = image["hashes"]  # type: ignore[assignment]

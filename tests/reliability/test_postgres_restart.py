@@ -28,7 +28,7 @@ from django.utils import translation
 from django.utils.html import escape
 
 from registry.web.errors import error_message
-from tests.factories import dihedral_payload, random_dihedral
+from tests.factories import case_creation_body, dihedral_payload, random_dihedral
 from tests.processes import (
     ROOT,
     WEBHOOK_SECRET,
@@ -54,17 +54,7 @@ WEB_WORKERS = 2
 
 
 def _creation(images: int) -> dict[str, Any]:
-    return {
-        "scope": "intimate",
-        "attestations": {
-            "depicted_or_acting_for": True,
-            "rights_to_register": True,
-            "minor_depicted": False,
-        },
-        "terms_version": "2026-11",
-        "language": "en",
-        "images": [dihedral_payload(random_dihedral()) for _ in range(images)],
-    }
+    return case_creation_body([dihedral_payload(random_dihedral()) for _ in range(images)])
 
 
 class Stream:
