@@ -36,6 +36,7 @@ from api.services import (
     partner_key_rotate,
 )
 from api.webhooks import secret_key, webhook_secret_new
+from registry.admin import ReadOnlyAdmin
 from registry.exceptions import InvalidInput
 from registry.models import AuditEvent, ConsentRecord, WithdrawalAck
 from registry.roles import is_reviewer, is_superuser
@@ -513,7 +514,7 @@ def _key_shown(
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin[WebhookDelivery]):
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
     """The webhook delivery log: read-only (the outbox is written only by api.outbox)."""
 
     list_display = [
@@ -545,18 +546,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin[WebhookDelivery]):
     fields = readonly_fields
     list_select_related = ["partner"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(WithdrawalAck)
-class WithdrawalAckAdmin(admin.ModelAdmin[WithdrawalAck]):
+class WithdrawalAckAdmin(ReadOnlyAdmin):
     """Which partner confirmed which withdrawal, and when (by partner name; read-only)."""
 
     list_display = ["image", "partner_name", "acknowledged_at"]
@@ -569,15 +561,6 @@ class WithdrawalAckAdmin(admin.ModelAdmin[WithdrawalAck]):
     def partner_name(self, obj: WithdrawalAck) -> str:
         partner = Partner.objects.filter(pk=obj.partner_id).first()
         return partner.name if partner else f"partner {obj.partner_id}"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- Probing alerts ---------------------------------------------------------------------------
@@ -613,7 +596,7 @@ _ALERT_COLUMNS = (
 )
 
 
-class ProbingAlertAdmin(admin.ModelAdmin[ProbingAlert]):
+class ProbingAlertAdmin(ReadOnlyAdmin):
     """Probing alerts: open first; reviewers and superusers clear them (no hash is shown)."""
 
     list_display = list(_ALERT_COLUMNS)
@@ -629,15 +612,6 @@ class ProbingAlertAdmin(admin.ModelAdmin[ProbingAlert]):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return is_reviewer(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         if not is_reviewer(request.user):
