@@ -34,6 +34,13 @@ python=${PYTHON:-$root/.venv/bin/python}
 pg_restore --clean --if-exists --no-owner --exit-on-error --dbname="$DATABASE_URL" "$dump" \
     || die "pg_restore failed"
 echo "restore: restored $dump"
+# The change sequence is back where it was at the backup, below the cursors partners took since:
+# move it far past anything the lost database can have issued (2^32 changes), so that the
+# replayed withdrawals, and everything after them, come after every cursor a partner holds.
+psql --quiet --no-psqlrc --set=ON_ERROR_STOP=1 --dbname="$DATABASE_URL" --command="
+    SELECT setval(pg_get_serial_sequence('registry_change', 'id'),
+                  (SELECT COALESCE(max(id), 0) FROM registry_change) + 4294967296)" >/dev/null \
+    || die "moving the change sequence past partners' cursors failed"
 (cd "$root" && "$python" manage.py withdrawals_replay "${journals[@]}") \
     || die "replaying the withdrawal journal failed: do not start the services"
 echo "restore: done; start the services"

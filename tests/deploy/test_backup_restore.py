@@ -122,6 +122,10 @@ def test_a_restore_does_not_undo_a_withdrawal_made_after_the_backup(
     with override_settings(WITHDRAWAL_JOURNAL=str(journal)):
         case_withdraw(case=withdrawn_later.case)
     register_case(images=1)  # After the backup: lost by the restore, as expected.
+    with psycopg.connect(source) as database:
+        (latest_cursor,) = database.execute("SELECT max(id) FROM registry_change").fetchone() or (
+            0,
+        )
     entries = list(journal_read(journal))
     assert [entry.case_reference for entry in entries] == [
         withdrawn_before.case.reference,
@@ -156,6 +160,18 @@ def test_a_restore_does_not_undo_a_withdrawal_made_after_the_backup(
     }
     assert restored["cases"] == expected_cases
     assert restored["hashes"] == at_backup["hashes"]
+    # A partner holding the latest cursor before the restore still receives the replayed
+    # withdrawals: they come after it in the change sequence.
+    with psycopg.connect(fresh_database) as database:
+        replayed = [
+            change_id
+            for (change_id,) in database.execute(
+                "SELECT id FROM registry_change WHERE kind = 'withdrawn' AND image_id = ANY(%s)",
+                [sorted(later_ids)],
+            )
+        ]
+    assert len(replayed) == len(later_ids)
+    assert min(replayed) > latest_cursor
 
     queries = [
         withdrawn_later.images[0].hashes[0],
