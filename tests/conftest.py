@@ -5,6 +5,8 @@
 - ``reviewer``: a staff member in the reviewers group, who decides on disputed hashes.
 - ``superuser``: an administrator who manages partners, keys and settings.
 - ``staff_client``: logs a staff member into the admin, second factor included.
+- ``verifying_receiver`` and ``webhooked``: a local webhook endpoint that checks signatures, and
+  partner A pointed at it; ``web_side_broker`` points this process's Celery at a real broker.
 - ``person``: someone who registered two photos, with the secret they were given.
 """
 
@@ -23,9 +25,11 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from api.models import Partner, PartnerKey
 from api.services import partner_key_issue, partner_key_revoke
 from registry import matcher as matcher_module
+from registry.celery import app as celery_app
 from registry.matcher import Matcher
 from registry.roles import REVIEWERS
 from tests.factories import RegisteredCase, register_case
+from tests.processes import WEBHOOK_SECRET, VerifyingReceiver
 
 ALL_SCOPES = [scope.value for scope in PartnerKey.Scope]
 
@@ -122,3 +126,31 @@ def match_index(db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Matcher]:
     fresh.load()
     yield fresh
     fresh.stop()
+
+
+@pytest.fixture
+def verifying_receiver() -> Iterator[VerifyingReceiver]:
+    endpoint = VerifyingReceiver()
+    yield endpoint
+    endpoint.close()
+
+
+@pytest.fixture
+def webhooked(partner_a: PartnerPersona, verifying_receiver: VerifyingReceiver) -> Partner:
+    """Partner A, with its webhooks sent to ``verifying_receiver``."""
+    Partner.objects.filter(pk=partner_a.partner.pk).update(
+        webhook_url=verifying_receiver.url, webhook_secret=WEBHOOK_SECRET
+    )
+    return Partner.objects.get(pk=partner_a.partner.pk)
+
+
+@pytest.fixture
+def web_side_broker() -> Iterator[Callable[[str], None]]:
+    """Point this process's Celery at a broker, as a web process with CELERY_BROKER_URL is."""
+    saved = {name: celery_app.conf[name] for name in ("task_always_eager", "broker_url")}
+
+    def point_at(url: str) -> None:
+        celery_app.conf.update(task_always_eager=False, broker_url=url)
+
+    yield point_at
+    celery_app.conf.update(saved)

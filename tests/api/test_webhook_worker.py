@@ -15,12 +15,9 @@ from typing import Any
 import pytest
 
 from api.models import Partner, WebhookDelivery
-from registry.celery import app as celery_app
 from registry.services import case_withdraw
-from tests.conftest import PartnerPersona
 from tests.factories import register_case
 from tests.processes import (
-    WEBHOOK_SECRET,
     Processes,
     VerifyingReceiver,
     free_port,
@@ -44,33 +41,6 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     started = Processes(tmp_path)
     yield started
     started.stop_all()
-
-
-@pytest.fixture
-def receiver() -> Iterator[VerifyingReceiver]:
-    endpoint = VerifyingReceiver()
-    yield endpoint
-    endpoint.close()
-
-
-@pytest.fixture
-def hooked(partner_a: PartnerPersona, receiver: VerifyingReceiver) -> Partner:
-    Partner.objects.filter(pk=partner_a.partner.pk).update(
-        webhook_url=receiver.url, webhook_secret=WEBHOOK_SECRET
-    )
-    return Partner.objects.get(pk=partner_a.partner.pk)
-
-
-@pytest.fixture
-def web_side_broker() -> Iterator[Callable[[str], None]]:
-    """Point this process's Celery at a broker, as a web process with CELERY_BROKER_URL is."""
-    saved = {name: celery_app.conf[name] for name in ("task_always_eager", "broker_url")}
-
-    def point_at(url: str) -> None:
-        celery_app.conf.update(task_always_eager=False, broker_url=url)
-
-    yield point_at
-    celery_app.conf.update(saved)
 
 
 def _start_worker(processes: Processes, broker: str, *, beat: bool) -> Path:
@@ -100,8 +70,8 @@ def _expect_events(
 @pytest.mark.slow
 def test_a_worker_delivers_signed_added_and_withdrawn_events(
     transactional_db: None,
-    hooked: Partner,
-    receiver: VerifyingReceiver,
+    webhooked: Partner,
+    verifying_receiver: VerifyingReceiver,
     processes: Processes,
     web_side_broker: Callable[[str], None],
 ) -> None:
@@ -109,11 +79,11 @@ def test_a_worker_delivers_signed_added_and_withdrawn_events(
     _start_worker(processes, SHARED_BROKER, beat=False)
 
     registered = register_case(images=2)
-    events = receiver.wait_for(2, _outbox)
+    events = verifying_receiver.wait_for(2, _outbox)
     case_withdraw(case=registered.case)
-    events = receiver.wait_for(4, _outbox)
+    events = verifying_receiver.wait_for(4, _outbox)
 
-    _expect_events(events, hooked, added=2, withdrawn=2)
+    _expect_events(events, webhooked, added=2, withdrawn=2)
     assert [event["type"] for event in events[:2]] == ["image.added"] * 2
     added_ids = {event["data"]["id"] for event in events[:2]}
     assert {event["data"]["id"] for event in events[2:]} == added_ids
@@ -122,8 +92,8 @@ def test_a_worker_delivers_signed_added_and_withdrawn_events(
 @pytest.mark.slow
 def test_with_the_broker_down_changes_succeed_and_are_delivered_once_it_is_back(
     transactional_db: None,
-    hooked: Partner,
-    receiver: VerifyingReceiver,
+    webhooked: Partner,
+    verifying_receiver: VerifyingReceiver,
     processes: Processes,
     web_side_broker: Callable[[str], None],
     caplog: pytest.LogCaptureFixture,
@@ -134,7 +104,7 @@ def test_with_the_broker_down_changes_succeed_and_are_delivered_once_it_is_back(
     redis = start_redis(processes, port)
     worker_log = _start_worker(processes, broker, beat=True)
     first = register_case(images=1)
-    receiver.wait_for(1, _outbox)
+    verifying_receiver.wait_for(1, _outbox)
 
     processes.stop(redis)  # the broker goes down
     caplog.clear()
@@ -147,11 +117,11 @@ def test_with_the_broker_down_changes_succeed_and_are_delivered_once_it_is_back(
     first.case.refresh_from_db()
     assert first.case.status == "withdrawn"
     time.sleep(1.5)
-    assert len(receiver.snapshot()) == 1  # nothing can be delivered meanwhile
+    assert len(verifying_receiver.snapshot()) == 1  # nothing can be delivered meanwhile
 
     start_redis(processes, port)  # back: the worker reconnects, beat's sweep catches up
-    events = receiver.wait_for(3, _outbox)
+    events = verifying_receiver.wait_for(3, _outbox)
     time.sleep(1.5)  # a few more sweeps: nothing is sent twice
-    events = receiver.snapshot()
-    _expect_events(events, hooked, added=2, withdrawn=1)
+    events = verifying_receiver.snapshot()
+    _expect_events(events, webhooked, added=2, withdrawn=1)
     assert len({event["id"] for event in events}) == len(events) == 3, worker_log.read_text()

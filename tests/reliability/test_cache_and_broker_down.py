@@ -11,7 +11,6 @@ delivered once. tests/api/test_webhook_worker.py proves the broker half on the s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from registry.models import Case
 from tests.conftest import PartnerPersona
 from tests.factories import case_creation_body, dihedral_payload, random_dihedral
 from tests.processes import (
-    WEBHOOK_SECRET,
     Answer,
     VerifyingReceiver,
     free_port,
@@ -39,21 +37,6 @@ from tests.processes import (
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 SWEEP_DONE = re.compile(r"webhook_deliveries_sweep_task\[[0-9a-f-]+\] succeeded")
-
-
-@pytest.fixture
-def receiver() -> Iterator[VerifyingReceiver]:
-    endpoint = VerifyingReceiver()
-    yield endpoint
-    endpoint.close()
-
-
-@pytest.fixture
-def hooked(partner_a: PartnerPersona, receiver: VerifyingReceiver) -> PartnerPersona:
-    Partner.objects.filter(pk=partner_a.partner.pk).update(
-        webhook_url=receiver.url, webhook_secret=WEBHOOK_SECRET
-    )
-    return partner_a
 
 
 def _register(base: str) -> tuple[dict[str, Any], str]:
@@ -90,7 +73,11 @@ def _outbox() -> str:
 
 
 def test_with_redis_down_cases_and_matches_succeed_and_webhooks_follow_once_it_is_back(
-    transactional_db: None, hooked: PartnerPersona, receiver: VerifyingReceiver, tmp_path: Path
+    transactional_db: None,
+    partner_a: PartnerPersona,
+    webhooked: Partner,
+    verifying_receiver: VerifyingReceiver,
+    tmp_path: Path,
 ) -> None:
     with processes_in(tmp_path) as processes:
         port = free_port()
@@ -105,12 +92,12 @@ def test_with_redis_down_cases_and_matches_succeed_and_webhooks_follow_once_it_i
         base = start_gunicorn(processes, env)
         worker_log = start_worker(processes, env, beat=True)
         first, first_hash = _register(base)
-        receiver.wait_for(1, _outbox)
-        wait_until(lambda: _matches(base, hooked, first_hash) == 1, what="the first match")
+        verifying_receiver.wait_for(1, _outbox)
+        wait_until(lambda: _matches(base, partner_a, first_hash) == 1, what="the first match")
 
         processes.stop(redis)  # the cache and the broker go down together
         second, second_hash = _register(base)
-        wait_until(lambda: _matches(base, hooked, second_hash) == 1, what="the second match")
+        wait_until(lambda: _matches(base, partner_a, second_hash) == 1, what="the second match")
         withdrawn = request(
             base,
             "POST",
@@ -119,23 +106,23 @@ def test_with_redis_down_cases_and_matches_succeed_and_webhooks_follow_once_it_i
         )
         assert withdrawn.status == 200, withdrawn.body
         assert withdrawn.json()["status"] == "withdrawn"
-        assert _matches(base, hooked, first_hash) == 0
+        assert _matches(base, partner_a, first_hash) == 0
         assert Case.objects.get(reference=second["case_reference"]).is_active
         log = (tmp_path / "gunicorn.log").read_text()
         assert "rate-limit cache unreachable; cases.create not limited" in log
-        assert f"rate-limit cache unreachable; partner {hooked.partner.pk} not limited" in log
+        assert f"rate-limit cache unreachable; partner {webhooked.pk} not limited" in log
         assert "could not enqueue the webhook dispatcher; the sweep will" in log
-        assert len(receiver.snapshot()) == 1  # nothing could be sent meanwhile
+        assert len(verifying_receiver.snapshot()) == 1  # nothing could be sent meanwhile
 
         start_redis(processes, port)  # back, empty: the worker reconnects, beat's sweep catches up
-        receiver.wait_for(3, _outbox)
+        verifying_receiver.wait_for(3, _outbox)
         wait_until(
             lambda: not WebhookDelivery.objects.exclude(status="delivered").exists(),
             what=_outbox,
         )
         swept = _sweeps(worker_log)
         wait_until(lambda: _sweeps(worker_log) >= swept + 2, what="two more sweeps")
-        events = receiver.snapshot()  # the sweeps since have sent nothing again
+        events = verifying_receiver.snapshot()  # the sweeps since have sent nothing again
         assert sorted(event["type"] for event in events) == [
             "image.added",
             "image.added",

@@ -11,17 +11,14 @@ first attempt, receives the same ``webhook-id`` again, the id partners de-duplic
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from api.models import Partner, WebhookDelivery
-from registry.celery import app as celery_app
-from tests.conftest import PartnerPersona
 from tests.factories import register_case
 from tests.processes import (
-    WEBHOOK_SECRET,
     VerifyingReceiver,
     free_port,
     processes_in,
@@ -43,37 +40,10 @@ VISIBILITY_TIMEOUT_SECONDS = LEASE_SECONDS + 4
 SEND_RECEIVED = re.compile(r"Task api\.tasks\.webhook_delivery_send_task\[([0-9a-f-]+)\] received")
 
 
-@pytest.fixture
-def receiver() -> Iterator[VerifyingReceiver]:
-    endpoint = VerifyingReceiver()
-    yield endpoint
-    endpoint.close()
-
-
-@pytest.fixture
-def hooked(partner_a: PartnerPersona, receiver: VerifyingReceiver) -> Partner:
-    Partner.objects.filter(pk=partner_a.partner.pk).update(
-        webhook_url=receiver.url, webhook_secret=WEBHOOK_SECRET
-    )
-    return Partner.objects.get(pk=partner_a.partner.pk)
-
-
-@pytest.fixture
-def web_side_broker() -> Iterator[Callable[[str], None]]:
-    """Point this process's Celery at a broker, as a web process with CELERY_BROKER_URL is."""
-    saved = {name: celery_app.conf[name] for name in ("task_always_eager", "broker_url")}
-
-    def point_at(url: str) -> None:
-        celery_app.conf.update(task_always_eager=False, broker_url=url)
-
-    yield point_at
-    celery_app.conf.update(saved)
-
-
 def test_a_task_whose_worker_was_killed_runs_again_and_delivers_once(
     transactional_db: None,
-    hooked: Partner,
-    receiver: VerifyingReceiver,
+    webhooked: Partner,
+    verifying_receiver: VerifyingReceiver,
     web_side_broker: Callable[[str], None],
     tmp_path: Path,
 ) -> None:
@@ -90,15 +60,15 @@ def test_a_task_whose_worker_was_killed_runs_again_and_delivers_once(
         )
         first_log = start_worker(processes, env, beat=False, name="first")
         first_worker = processes.last
-        receiver.hold(1)  # the partner is slow: the first attempt is still running...
+        verifying_receiver.hold(1)  # the partner is slow: the first attempt is still running...
 
         register_case(images=1)
-        receiver.wait_for(1)
+        verifying_receiver.wait_for(1)
         sent = SEND_RECEIVED.findall(first_log.read_text())
         assert len(sent) == 1
         processes.kill(first_worker)  # ...when its worker dies, pool and all
-        receiver.release()
-        delivery = WebhookDelivery.objects.get(partner=hooked)
+        verifying_receiver.release()
+        delivery = WebhookDelivery.objects.get(partner=webhooked)
         assert (delivery.status, delivery.attempts) == ("pending", 1)
 
         second_log = start_worker(processes, env, beat=False, name="second")
@@ -111,7 +81,7 @@ def test_a_task_whose_worker_was_killed_runs_again_and_delivers_once(
         delivery.refresh_from_db()
         assert (delivery.status, delivery.attempts) == ("delivered", 2)
 
-        events = receiver.snapshot()
+        events = verifying_receiver.snapshot()
         assert [(event["id"], event["held"]) for event in events] == [
             (delivery.webhook_id, True),
             (delivery.webhook_id, False),
