@@ -313,6 +313,8 @@ def image_matches_record(image_ids: Iterable[int], *, moment: float | None = Non
     client = _client()
     if client is None:
         _local_counts.setdefault(hour, Counter()).update(counts)
+        for old in [h for h in _local_counts if h <= hour - _WINDOW_HOURS]:
+            del _local_counts[old]  # Past the 24-hour window: as Redis expires its keys.
         return
     key = f"{_KEY_PREFIX}{hour}"
     try:
