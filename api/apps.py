@@ -1,4 +1,8 @@
-"""Django application of the partner-facing API: partners, keys, authentication."""
+"""Django application of the partner-facing HTTP adapter.
+
+It has no models of its own: partners are domain (registry.models.partners). Its migrations
+stay, because they created the partner tables that registry now models under their old names.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,3 @@ from django.apps import AppConfig
 class ApiConfig(AppConfig):
     name = "api"
     verbose_name = "Partner API"
-
-    def ready(self) -> None:
-        # Registers the webhook tasks in every process, not only in workers (which discover
-        # them): registry enqueues them by name, and without a broker they run inline.
-        from api import tasks  # noqa: F401

@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from api.errors import ApiError
-from api.keys import PREFIX
-from api.models import Partner, PartnerKey
-from api.services import partner_key_authenticate
+from registry.keys import PREFIX
+from registry.models import Partner, PartnerKey
+from registry.selectors.partners import partner_key_authenticate
 
 # Query parameters under which clients sometimes put keys; refused wherever they appear.
 _KEY_PARAMETERS = frozenset({"key", "api_key", "apikey", "token", "access_token", "authorization"})
@@ -98,3 +99,60 @@ def require_scope(scope: str) -> type[BasePermission]:
 
     HasScope.__name__ = f"HasScope_{scope}"
     return HasScope
+
+
+class StopNCIIKeyAuthentication(BaseAuthentication):
+    """``Ocp-Apim-Subscription-Key: rmp_...`` with ``x-functions-key`` present.
+
+    StopNCII gives each partner a subscription key and one function key per endpoint; the
+    registry's key is both. The function key must be present, as the client always sends it,
+    and may carry the same key; only the subscription key names the partner.
+    """
+
+    def authenticate(self, request: Request) -> tuple[PartnerPrincipal, PartnerKey]:
+        refuse_key_in_query(request)
+        subscription = request.headers.get("Ocp-Apim-Subscription-Key", "")
+        function = request.headers.get("x-functions-key", "")
+        if not subscription or not function:
+            raise ApiError(
+                401,
+                "key_required",
+                "Send your API key in 'Ocp-Apim-Subscription-Key', and an 'x-functions-key' "
+                "header (it may carry the same key).",
+            )
+        key = partner_key_authenticate(subscription)
+        if key is None:
+            raise ApiError(401, "key_invalid", "This API key is unknown, revoked or expired.")
+        return PartnerPrincipal(partner=key.partner, key=key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'ApiKey realm="rempart"'
+
+
+class StopNCIIKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    """The two headers of the StopNCII format, both required."""
+
+    target_class = "api.authentication.StopNCIIKeyAuthentication"
+    name = ["stopnciiSubscriptionKey", "stopnciiFunctionKey"]
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, str]]:
+        return [
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Ocp-Apim-Subscription-Key",
+                "description": "Your partner API key, rmp_<lookup id>_<secret>.",
+            },
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-functions-key",
+                "description": "Required by the format; may carry the same key.",
+            },
+        ]
+
+
+def partner_principal(request: Request) -> PartnerPrincipal:
+    principal = request.user
+    assert isinstance(principal, PartnerPrincipal)
+    return principal

@@ -16,14 +16,7 @@ from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from registry.exceptions import (
-    CaseAccessDenied,
-    CaseCheckLimited,
-    CaseWithdrawn,
-    InvalidInput,
-    RegistryError,
-    TooManyImages,
-)
+from registry.exceptions import RateLimited, RegistryError
 from registry.pdq import InvalidHash
 from registry.web.errors import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
@@ -43,22 +36,9 @@ class ApiError(drf.APIException):
         self.details = details or {}
 
 
-class RateLimited(ApiError):  # noqa: N818 - named for what the client sees
-    def __init__(self, retry_after: int, details: dict[str, Any] | None = None) -> None:
-        super().__init__(429, "rate_limited", "Too many requests: slow down.", details)
-        self.retry_after = max(1, retry_after)
-
-
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
-
-_REGISTRY_STATUS: list[tuple[type[RegistryError], int]] = [
-    (CaseAccessDenied, 403),
-    (CaseWithdrawn, 409),
-    (TooManyImages, 413),
-    (InvalidInput, 400),
-]
 
 _DRF_CODES: dict[type[drf.APIException], tuple[str, str]] = {
     drf.ParseError: ("malformed_json", "The body is not valid JSON."),
@@ -88,27 +68,17 @@ def _flatten(value: Any) -> Any:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's exception handler, rewritten to the registry's error body."""
-    if isinstance(exc, InvalidHash):
-        details: dict[str, Any] = {}
-        if exc.index is not None:
-            details["index"] = exc.index
-        details.update(getattr(exc, "location", {}))
-        return Response(error_body(exc.code, exc.message, details), status=422)
-    if isinstance(exc, CaseCheckLimited):
-        response = Response(error_body(exc.code, exc.message, exc.details), status=429)
-        response["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Ratelimited):  # django-ratelimit's refusal
+        exc = RateLimited(retry_after=60)
+    if isinstance(exc, (RegistryError, InvalidHash)):
+        # Each domain error carries its status and code (registry.exceptions, registry.pdq).
+        response = Response(error_body(exc.code, exc.message, dict(exc.details)), status=exc.status)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            response["Retry-After"] = str(retry_after)
         return response
-    for error_type, status in _REGISTRY_STATUS:
-        if isinstance(exc, error_type):
-            return Response(error_body(exc.code, exc.message, exc.details), status=status)
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("body_too_large", "The request body is too large."), status=413)
-    if isinstance(exc, Ratelimited):
-        exc = RateLimited(retry_after=60)
-    if isinstance(exc, RateLimited):
-        response = Response(error_body(exc.code, exc.message, exc.details), status=429)
-        response["Retry-After"] = str(exc.retry_after)
-        return response
     if isinstance(exc, ApiError):
         return _with_auth_header(
             Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)

@@ -41,7 +41,7 @@ def when_ready(server: Any) -> None:
     """Load the match index in the master, then close its database connections before forking."""
     from django.db import connections  # The app is loaded by now.
 
-    from registry.matcher import get_matcher
+    from registry.matching.follower import get_matcher
 
     get_matcher().load()
     connections.close_all()
@@ -49,9 +49,9 @@ def when_ready(server: Any) -> None:
 
 def post_fork(server: Any, worker: Any) -> None:
     """Each worker follows the change sequence from where the master's index stands, and writes
-    its match call records in batches (api.services.MatchCallRecorder)."""
-    from api.services import match_call_recorder
-    from registry.matcher import get_matcher
+    its match call records in batches (registry.matching.usage.MatchCallRecorder)."""
+    from registry.matching.follower import get_matcher
+    from registry.matching.usage import match_call_recorder
 
     get_matcher().start()
     match_call_recorder.start()
@@ -59,7 +59,7 @@ def post_fork(server: Any, worker: Any) -> None:
 
 def worker_exit(server: Any, worker: Any) -> None:
     """Write the match call records still waiting before the worker exits."""
-    from api.services import match_call_recorder
+    from registry.matching.usage import match_call_recorder
 
     match_call_recorder.stop()
 
@@ -72,7 +72,7 @@ def on_reload(server: Any) -> None:
     """
     from django.db import connections
 
-    from registry.matcher import get_matcher
+    from registry.matching.follower import get_matcher
 
     get_matcher().load()
     connections.close_all()

@@ -88,7 +88,7 @@ key=$(manage partner_create smoke --scopes match,sync | tail -n 1)
 WEBHOOK_URL="http://127.0.0.1:$receiver_port/rempart" WEBHOOK_SECRET=$webhook_secret \
     manage shell --no-imports -c '
 import os
-from api.models import Partner
+from registry.models import Partner
 Partner.objects.filter(name="smoke").update(
     webhook_url=os.environ["WEBHOOK_URL"], webhook_secret=os.environ["WEBHOOK_SECRET"]
 )' || fail "setting the webhook endpoint"

@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django_stubs_ext import StrOrPromise
 
-from registry.stats import Chart, DailyStats
+from registry.selectors.stats import Chart, DailyStats
 
 WIDTH = 560
 HEIGHT = 220

@@ -12,8 +12,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from registry.exceptions import RequestRefused, TooManyImages
 
 HASH_BITS = 256
 HASH_BYTES = 32
@@ -53,8 +55,8 @@ class HashError(enum.StrEnum):
     QUALITY_INVALID = "quality_invalid"
     QUALITY_TOO_LOW = "quality_too_low"
     VARIANT_COUNT = "hash_variant_count"
-    # Within the match distance of an allow-listed hash (registry.allowlist): a blank image, a
-    # common meme, a known collision. Checked against the database, not here.
+    # Within the match distance of an allow-listed hash (registry.services.allowlist): a blank
+    # image, a common meme, a known collision. Checked against the database, not here.
     ALLOW_LISTED = "hash_allow_listed"
 
 
@@ -74,16 +76,31 @@ _MESSAGES: dict[HashError, str] = {
 
 
 class InvalidHash(ValueError):  # noqa: N818 - reads as the domain's word, like Django's ValidationError
-    """A hash, a quality or a set of variants that the registry refuses.
+    """A hash, a quality or a set of variants that the registry refuses (HTTP status 422).
 
     ``code`` is a stable machine-readable reason; ``index`` locates the offending value in a
-    list when there is one.
+    list when there is one, and ``image`` the image it belongs to in a list of images.
     """
 
-    def __init__(self, code: HashError, index: int | None = None) -> None:
+    status = 422
+
+    def __init__(
+        self, code: HashError, index: int | None = None, *, image: int | None = None
+    ) -> None:
         super().__init__(_MESSAGES[code])
         self.code = code
         self.index = index
+        self.image = image
+
+    def at_image(self, image: int) -> InvalidHash:
+        """The same error, located in the image at position ``image`` of a request."""
+        return InvalidHash(self.code, self.index, image=image)
+
+    @property
+    def details(self) -> dict[str, int]:
+        """Where the refused value is: ``index`` and ``image`` when known."""
+        located = {"index": self.index, "image": self.image}
+        return {name: value for name, value in located.items() if value is not None}
 
     @property
     def message(self) -> str:
@@ -169,6 +186,26 @@ def parse_dihedral(hashes: object, quality: object) -> DihedralHashes:
         except InvalidHash as error:
             raise InvalidHash(error.code, index=index) from None
     return DihedralHashes(hashes=tuple(parsed), quality=parse_quality(quality))
+
+
+def parse_images(items: Sequence[object], *, limit: int) -> list[DihedralHashes]:
+    """Parse the images of one request, each ``{"hashes": [8 hashes], "quality": n}``.
+
+    Raises TooManyImages past ``limit`` images, RequestRefused (``invalid_request``) for an
+    item that is not an object, and InvalidHash located at the image (``image``) and the
+    variant (``index``) that is refused.
+    """
+    if len(items) > limit:
+        raise TooManyImages(details={"max_images_per_request": limit})
+    parsed: list[DihedralHashes] = []
+    for position, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise RequestRefused(400, "invalid_request", details={"image": position})
+        try:
+            parsed.append(parse_dihedral(item.get("hashes"), item.get("quality")))
+        except InvalidHash as error:
+            raise error.at_image(position) from None
+    return parsed
 
 
 def fingerprint(value: bytes) -> str:

@@ -40,8 +40,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_ROOT = env_str("SITE_ROOT", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
-    # The admin site of registry/admin_site.py: two-factor required, two staff roles.
-    "registry.admin_apps.RempartAdminConfig",
+    # The admin site of registry/admin/site.py: two-factor required, two staff roles.
+    "registry.apps.RempartAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -154,7 +154,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     "unacked_restore_throttle": 1,
 }
 
-# --- Webhooks to partners (api.outbox, api.tasks) ---------------------------------------------
+# --- Webhooks to partners (registry/webhooks/, registry/tasks.py) ------------------------------
 # How often Celery beat runs the sweep: derive deliveries from new changes (catching any whose
 # enqueue failed, e.g. while the broker was down) and send those whose retry is due.
 WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 15, minimum=1)
@@ -170,14 +170,14 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maxi
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "webhook-deliveries-sweep": {
-        "task": "api.tasks.webhook_deliveries_sweep_task",
+        "task": "registry.tasks.webhook_deliveries_sweep_task",
         "schedule": float(WEBHOOK_SWEEP_SECONDS),
         # A sweep that waited longer than its period is superseded by the next one.
         "options": {"expires": float(WEBHOOK_SWEEP_SECONDS)},
     },
 }
 
-# --- Retention (registry/retention.py, docs/privacy.md) -----------------------------------------
+# --- Retention (registry/services/retention.py, docs/privacy.md)  ---------------------------------
 # How often Celery beat runs the retention jobs. Each deletes only what has expired, in batches.
 RETENTION_SWEEP_SECONDS = env_int("RETENTION_SWEEP_SECONDS", 3600, minimum=60)
 # A withdrawn image's hash values are deleted once its withdrawal is older than
@@ -190,18 +190,18 @@ WEBHOOK_FAILED_RETENTION_DAYS = env_int("WEBHOOK_FAILED_RETENTION_DAYS", 90, min
 MATCH_CALL_RETENTION_DAYS = env_int("MATCH_CALL_RETENTION_DAYS", 365, minimum=1)
 # The registry's own records (hash values of withdrawn images, expired staff sessions).
 CELERY_BEAT_SCHEDULE["retention-registry"] = {
-    "task": "registry.tasks.retention_purge_task",
+    "task": "registry.tasks.case_records_purge_task",
     "schedule": float(RETENTION_SWEEP_SECONDS),
     "options": {"expires": float(RETENTION_SWEEP_SECONDS)},
 }
-# The partner API's (idempotency records, webhook deliveries, match calls).
-CELERY_BEAT_SCHEDULE["retention-partner-api"] = {
-    "task": "api.tasks.retention_purge_task",
+# The partners' records (idempotency records, webhook deliveries, match calls).
+CELERY_BEAT_SCHEDULE["retention-partners"] = {
+    "task": "registry.tasks.partner_records_purge_task",
     "schedule": float(RETENTION_SWEEP_SECONDS),
     "options": {"expires": float(RETENTION_SWEEP_SECONDS)},
 }
 
-# --- Keeping the list honest (registry/review.py, registry/allowlist.py, api/probing.py) ------
+# --- Keeping the list honest (services/review.py and allowlist.py, matching/probing.py) ---
 # An image is disputed (review queue; it keeps matching) when this many distinct partners
 # report not_blocked for it...
 REVIEW_DISPUTE_PARTNERS = env_int("REVIEW_DISPUTE_PARTNERS", 2, minimum=1)
@@ -212,12 +212,10 @@ REVIEW_SPIKE_FLOOR = env_int("REVIEW_SPIKE_FLOOR", 200, minimum=1)
 REVIEW_SPIKE_MULTIPLE = env_int("REVIEW_SPIKE_MULTIPLE", 20, minimum=1)
 REVIEW_SPIKE_CHECK_SECONDS = env_int("REVIEW_SPIKE_CHECK_SECONDS", 600, minimum=10)
 CELERY_BEAT_SCHEDULE["image-match-spikes"] = {
-    "task": "registry.review.images_dispute_on_match_spikes_task",
+    "task": "registry.tasks.images_dispute_on_match_spikes_task",
     "schedule": float(REVIEW_SPIKE_CHECK_SECONDS),
     "options": {"expires": float(REVIEW_SPIKE_CHECK_SECONDS)},
 }
-# Modules whose tasks every worker registers, beyond the apps' tasks.py.
-CELERY_IMPORTS = ["registry.review"]
 # Probing: each web process keeps, per key, its last PROBING_RECENT_QUERIES query hashes (in
 # memory only; up to PROBING_SAMPLE_PER_CALL of each call). A key is alerted and slowed down when
 # PROBING_CLOSE_PAIRS pairs among them lie 1 to PROBING_CLOSE_BITS bits apart, or when, over
@@ -297,7 +295,7 @@ CONTENT_SECURITY_POLICY: dict[str, Any] = {
 }
 ADMIN_PATH = env_str("ADMIN_PATH", "admin/").strip("/") + "/"
 
-# --- Staff accounts: two-factor and lockout (registry/admin_site.py) -------------------------
+# --- Staff accounts: two-factor and lockout (registry/admin/site.py) -------------------------
 # Every staff account confirms a TOTP device (django-otp) before any admin page; a wrong
 # password ADMIN_LOGIN_FAILURE_LIMIT times in a row locks that username out (django-axes) for
 # ADMIN_LOCKOUT_MINUTES. Lockout is by username only, and axes is given no client address:
@@ -309,7 +307,7 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOCKOUT_MINUTES", 60, minimum=1))
 AXES_LOCKOUT_PARAMETERS = ["username"]
-AXES_CLIENT_IP_CALLABLE = "registry.admin_site.client_address_withheld"
+AXES_CLIENT_IP_CALLABLE = "registry.admin.site.client_address_withheld"
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True
 AXES_SENSITIVE_PARAMETERS = ["password", "csrfmiddlewaretoken"]

@@ -6,13 +6,12 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from registry import views
-from registry.web import transparency
+from registry.web import health, transparency
 from registry.web import views as web
 
 urlpatterns = [
-    path("health", views.health, name="health"),
-    path("ready", views.ready, name="ready"),
+    path("health", health.health, name="health"),
+    path("ready", health.ready, name="ready"),
     path(settings.ADMIN_PATH, admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("api.urls")),

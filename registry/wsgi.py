@@ -12,7 +12,7 @@ application = get_wsgi_application()
 
 from django.conf import settings  # noqa: E402 - needs the application set up first
 
-from registry.matcher import get_matcher  # noqa: E402
+from registry.matching.follower import get_matcher  # noqa: E402
 
 if settings.INDEX_AUTOSTART:
     # Start loading the match index now, not on the first request. Under gunicorn --preload the

@@ -22,12 +22,12 @@ from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from api.models import Partner, PartnerKey
-from api.services import partner_key_issue, partner_key_revoke
-from registry import matcher as matcher_module
 from registry.celery import app as celery_app
-from registry.matcher import Matcher
+from registry.matching import follower as matcher_module
+from registry.matching.follower import Matcher
+from registry.models import Partner, PartnerKey
 from registry.roles import REVIEWERS
+from registry.services.partners import partner_key_issue, partner_key_revoke
 from tests.factories import RegisteredCase, register_case
 from tests.processes import WEBHOOK_SECRET, VerifyingReceiver
 

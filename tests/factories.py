@@ -9,7 +9,7 @@ from typing import Any
 
 from registry.models import Case, ConsentRecord
 from registry.pdq import DIHEDRAL_VARIANTS, HASH_BITS, DihedralHashes
-from registry.services import Attestations, case_create
+from registry.services.cases import Attestations, case_create
 
 _rng = random.Random(20261124)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from registry.client import Client, hash_file
-from registry.matcher import Matcher
+from registry.matching.follower import Matcher
 from tests.conftest import PartnerPersona
 from tests.images import write_photo
 

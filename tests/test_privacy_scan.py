@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
-from registry.matcher import Matcher
+from registry.matching.follower import Matcher
 from tests.conftest import PartnerPersona
 from tests.factories import case_creation_body, dihedral_payload, random_dihedral
 

@@ -24,7 +24,6 @@ from registry.exceptions import (
     CaseAccessDenied,
     CaseCheckLimited,
     CaseWithdrawn,
-    InvalidInput,
     RegistryError,
     TooManyImages,
 )
@@ -38,16 +37,6 @@ logger = logging.getLogger(__name__)
 # rolled back; the client may retry after RETRY_AFTER_SECONDS.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 RETRY_AFTER_SECONDS = 5
-
-
-class RequestError(Exception):
-    """A request the person's page should not have sent: answered as a 4xx JSON error."""
-
-    def __init__(self, status: int, code: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(code)
-        self.status = status
-        self.code = code
-        self.details = details or {}
 
 
 def error_message(code: str, details: Mapping[str, Any]) -> str:
@@ -138,14 +127,6 @@ def json_error(status: int, code: str, details: dict[str, Any] | None = None) ->
     )
 
 
-DOMAIN_STATUS: list[tuple[type[RegistryError], int]] = [
-    (CaseAccessDenied, 403),
-    (CaseWithdrawn, 409),
-    (TooManyImages, 413),
-    (InvalidInput, 400),
-]
-
-
 def json_errors(view: View) -> View:
     """Answer every error a request can cause as a 4xx JSON body (never a 500)."""
 
@@ -153,16 +134,9 @@ def json_errors(view: View) -> View:
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return view(request, *args, **kwargs)
-        except RequestError as error:
-            return json_error(error.status, error.code, error.details)
-        except InvalidHash as error:
-            details: dict[str, Any] = dict(getattr(error, "location", {}))
-            if error.index is not None:
-                details["index"] = error.index
-            return json_error(422, str(error.code), details)
-        except RegistryError as error:
-            status = next((s for kind, s in DOMAIN_STATUS if isinstance(error, kind)), 400)
-            return json_error(status, error.code, error.details)
+        except (RegistryError, InvalidHash) as error:
+            # Each domain error carries its status and code; the message is the page's own.
+            return json_error(error.status, str(error.code), dict(error.details))
         except DATABASE_UNAVAILABLE as error:
             return service_unavailable(request, error)
 

@@ -1,10 +1,9 @@
 """The public transparency page: the registry's daily figures, with no partner named.
 
-The same series as the admin dashboard (registry/stats.py) without the per-partner charts, drawn
-as SVG by the server, in the person's language, and the same figures as CSV. Anyone may ask for
-this page, so its figures are computed at most once every few minutes (kept in the shared
-cache; counts and labels only).
-"""
+The same series as the admin dashboard (registry/selectors/stats.py) without the per-partner charts,
+drawn as SVG by the server, in the person's language, and the same figures as CSV. Anyone may ask
+for this page, so its figures are computed at most once every few minutes (kept in the shared cache;
+counts and labels only)."""
 
 from __future__ import annotations
 
@@ -18,8 +17,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from registry import stats
 from registry.charts import chart_views
+from registry.selectors import stats
 
 logger = logging.getLogger(__name__)
 CACHE_SECONDS = 300

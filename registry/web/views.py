@@ -27,14 +27,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from api.idempotency import idempotent_page_call
 from registry import codes, receipts, selectors, services
-from registry.exceptions import CaseAccessDenied, CaseCheckLimited, TooManyImages
+from registry.exceptions import CaseAccessDenied, CaseCheckLimited, RequestRefused
 from registry.models import Case, ConsentRecord
-from registry.pdq import MIN_QUALITY, DihedralHashes, InvalidHash, parse_dihedral
+from registry.pdq import MIN_QUALITY, DihedralHashes, parse_images
 from registry.ratelimits import client_digest, over_limit
-from registry.web.errors import RequestError, error_message, json_error, json_errors
+from registry.web.errors import error_message, json_error, json_errors
 from registry.web.help import help_resources
+from registry.web.idempotency import idempotent_page_call
 
 # The version of the consent text on the register page (the attestations): recorded with each
 # case. Change it whenever that text changes in meaning.
@@ -78,45 +78,32 @@ def register(request: HttpRequest) -> HttpResponse:
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     if request.content_type != "application/json":
-        raise RequestError(415, "unsupported_media_type")
+        raise RequestRefused(415, "unsupported_media_type")
     try:
         body = json.loads(request.body)
     except (UnicodeDecodeError, ValueError):
-        raise RequestError(400, "malformed_json") from None
+        raise RequestRefused(400, "malformed_json") from None
     if not isinstance(body, dict):
-        raise RequestError(400, "invalid_request")
+        raise RequestRefused(400, "invalid_request")
     return body
 
 
 def _parse_images(value: object) -> list[DihedralHashes]:
     if not isinstance(value, list) or not value:
-        raise RequestError(400, "images_required")
-    if len(value) > settings.REGISTRY_MAX_IMAGES_PER_REQUEST:
-        raise TooManyImages(
-            details={"max_images_per_request": settings.REGISTRY_MAX_IMAGES_PER_REQUEST}
-        )
-    parsed: list[DihedralHashes] = []
-    for position, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise RequestError(400, "invalid_request", {"image": position})
-        try:
-            parsed.append(parse_dihedral(item.get("hashes"), item.get("quality")))
-        except InvalidHash as error:
-            error.location = {"image": position}  # type: ignore[attr-defined]
-            raise
-    return parsed
+        raise RequestRefused(400, "images_required")
+    return parse_images(value, limit=settings.REGISTRY_MAX_IMAGES_PER_REQUEST)
 
 
 def _attestations(value: object) -> services.Attestations:
     if not isinstance(value, dict):
-        raise RequestError(400, "attestation_required")
+        raise RequestRefused(400, "attestation_required")
     depicted = value.get("depicted_or_acting_for")
     rights = value.get("rights_to_register")
     minor = value.get("minor_depicted")
     if depicted is not True or rights is not True:
-        raise RequestError(400, "attestation_required")
+        raise RequestRefused(400, "attestation_required")
     if not isinstance(minor, bool):
-        raise RequestError(400, "minor_required")
+        raise RequestRefused(400, "minor_required")
     return services.Attestations(
         depicted_or_acting_for=True, rights_to_register=True, minor_depicted=minor
     )
@@ -169,11 +156,11 @@ def register_submit(request: HttpRequest) -> HttpResponse:
     body = _json_body(request)
     scope = body.get("scope")
     if scope not in SCOPE_LABELS:
-        raise RequestError(400, "scope_invalid")
+        raise RequestRefused(400, "scope_invalid")
     attestations = _attestations(body.get("attestations"))
     images = _parse_images(body.get("images"))
     if over_limit(request, "web.register"):
-        raise RequestError(429, "rate_limited")
+        raise RequestRefused(429, "rate_limited")
     created = services.case_create(
         scope=str(scope),
         attestations=attestations,
@@ -210,9 +197,9 @@ def _credentials(data: Mapping[str, Any]) -> _Credentials:
 
 
 def _check(request: HttpRequest, credentials: _Credentials) -> Case:
-    """The case of these credentials; raises CaseAccessDenied, or RequestError when limited."""
+    """The case of these credentials; raises CaseAccessDenied, or RequestRefused when limited."""
     if over_limit(request, "web.case"):
-        raise RequestError(429, "rate_limited")
+        raise RequestRefused(429, "rate_limited")
     try:
         return services.case_check_secret_limited(
             reference=credentials.reference,
@@ -220,7 +207,7 @@ def _check(request: HttpRequest, credentials: _Credentials) -> Case:
             client=client_digest(request),
         )
     except CaseCheckLimited as error:
-        raise RequestError(429, error.code) from None
+        raise RequestRefused(429, error.code) from None
 
 
 def _case_page(
@@ -265,7 +252,7 @@ def status(request: HttpRequest) -> HttpResponse:
         case = _check(request, credentials)
     except CaseAccessDenied:
         return _status_form(request, credentials, CaseAccessDenied.code, 403)
-    except RequestError as error:
+    except RequestRefused as error:
         return _status_form(request, credentials, error.code, error.status)
     return _case_page(request, "registry/status.html", case, credentials)
 
@@ -279,7 +266,7 @@ def status_withdraw(request: HttpRequest) -> HttpResponse:
         case = _check(request, credentials)
     except CaseAccessDenied:
         return _status_form(request, credentials, CaseAccessDenied.code, 403)
-    except RequestError as error:
+    except RequestRefused as error:
         return _status_form(request, credentials, error.code, error.status)
     if request.POST.get("confirm") != "yes":
         return _case_page(request, "registry/withdraw_confirm.html", case, credentials)

@@ -13,10 +13,9 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from api.models import MatchCall, PartnerKey
-from api.services import partner_key_issue
-from registry.matcher import Matcher
-from registry.models import Case
+from registry.matching.follower import Matcher
+from registry.models import Case, MatchCall, PartnerKey
+from registry.services.partners import partner_key_issue
 from tests.conftest import PartnerPersona
 from tests.factories import (
     RegisteredCase,

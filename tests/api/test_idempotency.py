@@ -11,8 +11,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from api.models import IdempotencyRecord
-from registry.models import Case, ImageHash, RegisteredImage
+from registry.models import Case, IdempotencyRecord, ImageHash, RegisteredImage
 from tests.conftest import PartnerPersona
 from tests.factories import case_creation_body, dihedral_payload, random_dihedral, random_hash
 

@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from registry.matching import MATCH_DISTANCE, HashIndex
+from registry.matching.index import MATCH_DISTANCE, HashIndex
 from tests.benchmarks.datasets import Dataset, make_dataset
 
 Results = list[tuple[NDArray[np.int64], NDArray[np.int64]]]  # per query: (ids, distances)

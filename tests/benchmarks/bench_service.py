@@ -147,11 +147,12 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from api.services import partner_create, partner_key_authenticate, partner_key_issue
-    from registry import matcher as matcher_module
-    from registry.matcher import Matcher
-    from registry.selectors import hash_match
-    from registry.services import Attestations, case_create
+    from registry.matching import follower as matcher_module
+    from registry.matching.follower import Matcher
+    from registry.selectors.matches import hash_match
+    from registry.selectors.partners import partner_key_authenticate
+    from registry.services.cases import Attestations, case_create
+    from registry.services.partners import partner_create, partner_key_issue
     from tests.benchmarks.datasets import PdqShape, make_dataset
     from tests.factories import near_duplicate, random_dihedral
 

@@ -64,8 +64,8 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from api.models import MatchCall, Partner
-from api.services import partner_key_issue
+from registry.models import MatchCall, Partner
+from registry.services import partner_key_issue
 from registry.models import Case, Feedback, RegisteredImage
 from registry.roles import REVIEWERS
 from registry.services import case_withdraw

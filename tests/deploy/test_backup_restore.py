@@ -21,7 +21,7 @@ from django.db import connection
 from django.test import override_settings
 
 from registry.journal import journal_read
-from registry.services import case_withdraw
+from registry.services.cases import case_withdraw
 from tests.factories import register_case
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def _match_counts(url: str, hashes: list[bytes]) -> list[int]:
     """How many images each hash matches in the database at ``url``, through hash_match."""
     program = (
         "import json, sys, django; django.setup()\n"
-        "from registry.matcher import get_matcher\n"
+        "from registry.matching.follower import get_matcher\n"
         "from registry.selectors import hash_match\n"
         "get_matcher().load()\n"
         "queries = [bytes.fromhex(value) for value in json.loads(sys.argv[1])]\n"

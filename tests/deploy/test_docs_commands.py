@@ -31,9 +31,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from api.models import PartnerKey
 from registry.client import Client, hash_file
-from registry.matcher import Matcher
+from registry.matching.follower import Matcher
+from registry.models import PartnerKey
 from tests.conftest import PartnerPersona
 from tests.images import write_photo
 

@@ -12,7 +12,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from registry.journal import JournalError, WithdrawalJournalError, journal_read
 from registry.models import Case, RegisteredImage
-from registry.services import case_withdraw
+from registry.services.cases import case_withdraw
 from tests.factories import register_case
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Properties of the parsers hostile input reaches first: hashes, case secrets, feed cursors.
 
-tests/registry/test_pdq.py and tests/api/test_sync_feed.py hold the properties over text; these
+tests/registry/test_pdq.py and tests/api/views/test_sync.py hold the properties over text; these
 extend them to any object a JSON body can carry, to the round trips, and to the case secret
 check (few examples there: each check costs an Argon2 verification, by design).
 """
@@ -17,7 +17,7 @@ from api.cursors import CursorInvalid, cursor_encode, cursor_parse
 from registry import codes, pdq
 from registry.exceptions import CaseAccessDenied
 from registry.pdq import HashError, InvalidHash
-from registry.services import case_check_secret
+from registry.services.cases import case_check_secret
 from tests.factories import RegisteredCase, register_case
 
 # Whatever json.loads can hand a view, and a few things it cannot (bytes, NUL characters).

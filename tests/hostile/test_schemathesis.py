@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from pytest_django.fixtures import Settings as SettingsWrapper
 from schemathesis import checks
 
-from api.match_ids import match_id_encode
-from api.models import Partner, PartnerKey
-from api.services import KeyIssued, partner_key_issue, partner_key_revoke
-from registry.services import disclosure_record
+from registry.match_ids import match_id_encode
+from registry.models import Partner, PartnerKey
+from registry.services.distribution import disclosure_record
+from registry.services.partners import KeyIssued, partner_key_issue, partner_key_revoke
 from tests.conftest import ALL_SCOPES
 from tests.factories import (
     RegisteredCase,

@@ -41,9 +41,9 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from api.models import Partner
-    from api.services import partner_create, partner_key_issue
-    from registry.services import Attestations, case_create
+    from registry.models import Partner
+    from registry.services.cases import Attestations, case_create
+    from registry.services.partners import partner_create, partner_key_issue
     from tests.benchmarks.bench_service import images_bulk_copy
     from tests.benchmarks.datasets import PdqShape, flip_bits
     from tests.factories import random_dihedral

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from registry.client import Client, hash_file, main
-from registry.matcher import Matcher
+from registry.matching.follower import Matcher
 from registry.pdq import distance, parse_hash
 from tests.images import write_photo
 

@@ -5,7 +5,7 @@ deploy/gunicorn.conf.py, a Celery worker with beat, a partner's webhook endpoint
 down, registrations, matches and withdrawals through the API still succeed: PostgreSQL is
 written first, rate limits let requests through (and say so in the log), and the changes wait
 in the change sequence. Once Redis is back, beat's sweep turns them into webhooks, each
-delivered once. tests/api/test_webhook_worker.py proves the broker half on the services alone.
+delivered once. tests/registry/webhooks/test_worker.py proves the broker half on the services alone.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from api.models import Partner, WebhookDelivery
-from registry.models import Case
+from registry.models import Case, Partner, WebhookDelivery
 from tests.conftest import PartnerPersona
 from tests.factories import case_creation_body, dihedral_payload, random_dihedral
 from tests.processes import (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from api.models import Partner, WebhookDelivery
+from registry.models import Partner, WebhookDelivery
 from tests.factories import register_case
 from tests.processes import (
     VerifyingReceiver,
@@ -33,8 +33,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 WEBHOOK_TIMEOUT_SECONDS = 1
 # A claimed delivery is not attempted again before its lease ends: WEBHOOK_TIMEOUT_SECONDS + 30
-# (api.outbox.delivery_claim). The broker hands the task over only after that, so the second
-# run sends it rather than finding it still claimed.
+# (registry.webhooks.outbox.delivery_claim). The broker hands the task over only after that, so the
+# second run sends it rather than finding it still claimed.
 LEASE_SECONDS = WEBHOOK_TIMEOUT_SECONDS + 30
 VISIBILITY_TIMEOUT_SECONDS = LEASE_SECONDS + 4
 SEND_RECEIVED = re.compile(r"Task api\.tasks\.webhook_delivery_send_task\[([0-9a-f-]+)\] received")

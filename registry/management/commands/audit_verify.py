@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.audit import chain_verify
+from registry.services.audit import chain_verify
 
 
 class Command(BaseCommand):

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry.journal import JournalError, journal_read
 from registry.models import Case
-from registry.services import case_withdraw
+from registry.services.cases import case_withdraw
 
 
 class Command(BaseCommand):

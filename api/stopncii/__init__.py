@@ -1,0 +1,1 @@
+"""The StopNCII-compatible routes and the wire format they speak."""

@@ -1,0 +1,1 @@
+"""The partner API's views: one thin class per operation, by what a partner does."""

@@ -1,0 +1,127 @@
+"""``POST /api/v1/match``: is this image registered? Checked before publishing or editing it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.authentication import PartnerPrincipal, require_scope
+from api.fields import PARTNER_ERRORS, HashTextField, WholeNumberField, check_batch
+from registry.match_ids import match_id_encode
+from registry.matching import probing
+from registry.models import MatchCall
+from registry.pdq import MATCH_DISTANCE, InvalidHash, parse_hash
+from registry.services.matches import partner_match
+
+MAX_HASHES_PER_MATCH = 1000
+
+
+_HASH_TEXT = re.compile(r"[0-9A-Fa-f]{64}")
+
+
+def _match_input_plain(data: Any) -> dict[str, Any] | None:
+    """The input of a plainly well-formed match call, as MatchApi.InputSerializer validates it.
+
+    None for anything else, which the serializer then checks and explains. Building that
+    serializer costs more than the rest of a single-hash call's parsing (tests/load/); this
+    accepts only what it would accept unchanged (64 hexadecimal digits, a purpose, a whole
+    max_distance), so every refusal still comes from the serializer, word for word.
+    """
+    if type(data) is not dict:
+        return None
+    hashes = data.get("hashes")
+    purpose = data.get("purpose")
+    distance = data.get("max_distance", MATCH_DISTANCE)
+    if not (
+        type(hashes) is list
+        and hashes
+        and all(type(text) is str and _HASH_TEXT.fullmatch(text) for text in hashes)
+        and type(purpose) is str
+        and purpose in MatchCall.Purpose.values
+        and type(distance) is int
+        and 0 <= distance <= MATCH_DISTANCE
+    ):
+        return None
+    return {"hashes": hashes, "purpose": purpose, "max_distance": distance}
+
+
+class MatchApi(APIView):
+    """Match up to 1,000 hashes before publishing an image or running an AI edit on it."""
+
+    permission_classes = [require_scope("match")]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        hashes = serializers.ListField(child=HashTextField(), allow_empty=False)
+        purpose = serializers.ChoiceField(choices=MatchCall.Purpose.choices)
+        max_distance = WholeNumberField(min_value=0, max_value=31, default=31)
+
+    class MatchSerializer(serializers.Serializer[Any]):
+        match_id = serializers.CharField(help_text="Opaque; stable for you, unknown to others.")
+        scope = serializers.ChoiceField(choices=["intimate", "no_sexual_edit"])
+        minor_depicted = serializers.BooleanField()
+        status = serializers.ChoiceField(choices=["active", "disputed"])
+
+    class ResultSerializer(serializers.Serializer[Any]):
+        matches = serializers.ListField(child=serializers.DictField())
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        results = serializers.ListField(child=serializers.DictField())
+
+    # The schema names the nested shapes precisely.
+    ResultSerializer._declared_fields["matches"] = MatchSerializer(many=True)
+    OutputSerializer._declared_fields["results"] = ResultSerializer(many=True)
+
+    @extend_schema(
+        operation_id="match",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **PARTNER_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        check_batch(request.data, "hashes", MAX_HASHES_PER_MATCH)
+        data = _match_input_plain(request.data)
+        if data is None:
+            serializer = self.InputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+        hashes: list[bytes] = []
+        for index, text in enumerate(data["hashes"]):
+            try:
+                hashes.append(parse_hash(text))
+            except InvalidHash as error:
+                raise InvalidHash(error.code, index=index) from None
+        principal = request.user
+        assert isinstance(principal, PartnerPrincipal)
+        results = partner_match(
+            key=principal.key,
+            hashes=hashes,
+            purpose=data["purpose"],
+            max_distance=data["max_distance"],
+        )
+        probing.match_observe(key=principal.key, hashes=hashes, results=results)
+        partner_id = principal.partner.pk
+        return Response(
+            {
+                "results": [
+                    {
+                        "matches": [
+                            {
+                                "match_id": match_id_encode(
+                                    image_id=match.image_id, partner_id=partner_id
+                                ),
+                                "scope": match.scope,
+                                "minor_depicted": match.minor_depicted,
+                                "status": match.status,
+                            }
+                            for match in matches
+                        ]
+                    }
+                    for matches in results
+                ]
+            }
+        )

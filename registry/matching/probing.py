@@ -1,0 +1,254 @@
+"""Probing detection: a key whose queries look like a search for registered hashes.
+
+Someone holding a key could try to learn what the registry holds by querying many small edits of
+a hash and watching which match, or by replaying hashes they expect to match. Two signs are
+watched, per key, in each web process's memory:
+
+- clustered queries: the process keeps the key's last PROBING_RECENT_QUERIES query hashes (up to
+  PROBING_SAMPLE_PER_CALL of each call, evenly spread over a batch) in a ring buffer. Each new
+  one counts the recent ones 1 to PROBING_CLOSE_BITS bits away (0 bits is the same image asked
+  again, which is not probing); the alert opens when the counts of the queries in the buffer add
+  up to PROBING_CLOSE_PAIRS. Unrelated photos are about 128 bits apart, so legitimate traffic
+  seldom has such pairs;
+- an abnormal hit rate: PROBING_HIT_RATE_PERCENT % or more of the key's queries matched, over
+  PROBING_WINDOW_SECONDS and at least PROBING_MIN_QUERIES queries (a platform's uploads rarely
+  match at all).
+
+The query hashes live only in this process's memory, never in Redis or the database, and are
+forgotten as the buffer turns. An alert is a ProbingAlert row (counts only) and an audit event;
+the key's ``slowed_since`` is set, so that its match budget is divided by
+PROBING_SLOWDOWN_FACTOR (api.throttling) until a reviewer or a superuser clears the alert in
+the admin. Each process sees the calls it served: with several workers, each watches its share.
+
+The hook costs O(batch): a sample of at most PROBING_SAMPLE_PER_CALL hashes compared with a
+fixed-size buffer, plus a count of the batch's matches.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from registry import roles
+from registry.exceptions import InvalidInput
+from registry.models import AuditEvent, PartnerKey, ProbingAlert
+from registry.pdq import HASH_BYTES
+from registry.services.audit import audit_event_record
+
+_WORDS = HASH_BYTES // 8
+
+
+@dataclass
+class _KeyState:
+    """What one process remembers of one key's recent queries."""
+
+    capacity: int
+    recent: npt.NDArray[np.uint64] = field(init=False)  # (4, capacity): word by word
+    close_counts: npt.NDArray[np.int64] = field(init=False)
+    size: int = 0
+    position: int = 0
+    close_pairs: int = 0
+    window_start: float = 0.0
+    queries: int = 0
+    matched: int = 0
+    alerted: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.recent = np.zeros((_WORDS, self.capacity), dtype=np.uint64)
+        self.close_counts = np.zeros(self.capacity, dtype=np.int64)
+        self.size = self.position = self.close_pairs = 0
+        self.window_start = time.monotonic()
+        self.queries = self.matched = 0
+        self.alerted = False
+
+    def push(self, words: npt.NDArray[np.uint64], close_bits: int) -> None:
+        """Add sampled queries, each counting the recent ones 1..close_bits bits away.
+
+        One vectorised comparison for the whole sample: each query against the buffer as it
+        was, and against the sample's earlier queries.
+        """
+        count = min(words.shape[0], self.capacity)
+        words = np.ascontiguousarray(words[-count:].T)  # (4, count)
+        against_buffer = _distances(words, self.recent[:, : self.size])
+        within = _distances(words, words)
+        close_buffer = _close(against_buffer, close_bits).sum(axis=1)
+        close_within = np.tril(_close(within, close_bits), k=-1).sum(axis=1)
+        close = (close_buffer + close_within).astype(np.int64)
+        slots = (self.position + np.arange(count)) % self.capacity
+        self.close_pairs += int(close.sum()) - int(self.close_counts[slots].sum())
+        self.recent[:, slots] = words
+        self.close_counts[slots] = close
+        self.position = int((self.position + count) % self.capacity)
+        self.size = min(self.size + count, self.capacity)
+
+
+def _distances(
+    left: npt.NDArray[np.uint64], right: npt.NDArray[np.uint64]
+) -> npt.NDArray[np.uint8]:
+    """Hamming distances between the columns of two (4, n) word arrays, as an (n, m) array.
+
+    Word by word: a few small outer operations, much cheaper than one over (n, m, 4).
+    """
+    total: npt.NDArray[np.uint8] = np.bitwise_count(np.bitwise_xor.outer(left[0], right[0]))
+    for word in range(1, _WORDS):
+        total += np.bitwise_count(np.bitwise_xor.outer(left[word], right[word]))
+    return total
+
+
+def _close(distances: npt.NDArray[Any], close_bits: int) -> npt.NDArray[np.bool_]:
+    return (distances >= 1) & (distances <= close_bits)
+
+
+_states: dict[int, _KeyState] = {}
+_states_lock = threading.Lock()
+
+
+def _state(key_id: int) -> _KeyState:
+    with _states_lock:
+        state = _states.get(key_id)
+        if state is None or state.capacity != settings.PROBING_RECENT_QUERIES:
+            state = _states[key_id] = _KeyState(capacity=settings.PROBING_RECENT_QUERIES)
+        return state
+
+
+def forget_all() -> None:
+    """Drop every key's remembered queries in this process (tests, and a key's revocation)."""
+    with _states_lock:
+        _states.clear()
+
+
+def _sample(hashes: Sequence[bytes]) -> npt.NDArray[np.uint64]:
+    limit = settings.PROBING_SAMPLE_PER_CALL
+    if len(hashes) > limit:
+        step = len(hashes) / limit
+        hashes = [hashes[int(index * step)] for index in range(limit)]
+    return np.frombuffer(b"".join(hashes), dtype=np.uint64).reshape(-1, _WORDS)
+
+
+def match_observe(
+    *, key: PartnerKey, hashes: Sequence[bytes], results: Sequence[Sequence[Any]]
+) -> ProbingAlert | None:
+    """Watch one match call of ``key``: its query hashes and, per hash, what matched.
+
+    Returns the alert opened by this call, if it opened one. A key already slowed down is not
+    watched; once its alerts are cleared, this process watches it afresh.
+    """
+    state = _state(key.pk)
+    if key.slowed_since is not None:
+        state.alerted = True
+        return None
+    with state.lock:
+        if state.alerted:  # Cleared since this process last saw it: start from nothing.
+            state.reset()
+        now = time.monotonic()
+        if now - state.window_start > settings.PROBING_WINDOW_SECONDS:
+            state.window_start, state.queries, state.matched = now, 0, 0
+        state.queries += len(hashes)
+        state.matched += sum(1 for found in results if found)
+        if hashes:
+            state.push(_sample(hashes), settings.PROBING_CLOSE_BITS)
+        reason: str | None = None
+        if state.close_pairs >= settings.PROBING_CLOSE_PAIRS:
+            reason = ProbingAlert.Reason.CLUSTERED_QUERIES
+        elif (
+            state.queries >= settings.PROBING_MIN_QUERIES
+            and state.matched * 100 >= settings.PROBING_HIT_RATE_PERCENT * state.queries
+        ):
+            reason = ProbingAlert.Reason.HIGH_HIT_RATE
+        if reason is None:
+            return None
+        counts = (state.queries, state.matched, state.close_pairs)
+        state.alerted = True
+    return probing_alert_open(
+        key=key, reason=reason, queries=counts[0], matched_queries=counts[1], close_pairs=counts[2]
+    )
+
+
+def probing_alert_open(
+    *, key: PartnerKey, reason: str, queries: int, matched_queries: int, close_pairs: int
+) -> ProbingAlert | None:
+    """Open an alert on ``key`` and slow it down; None if another process just did.
+
+    One conditional update marks the key slowed, so that two processes seeing the same key
+    open one alert. Appends a ``probing.alert_opened`` audit event (counts only).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        marked = PartnerKey.objects.filter(pk=key.pk, slowed_since__isnull=True).update(
+            slowed_since=now
+        )
+        if not marked:
+            return None
+        alert = ProbingAlert.objects.create(
+            key=key,
+            partner_id=key.partner_id,
+            reason=reason,
+            queries=queries,
+            matched_queries=matched_queries,
+            close_pairs=close_pairs,
+            opened_at=now,
+        )
+        audit_event_record(
+            action=AuditEvent.Action.PROBING_ALERT_OPENED,
+            actor="system",
+            subject=f"key:{key.lookup_id}",
+            details={
+                "alert": alert.pk,
+                "partner": key.partner_id,
+                "reason": reason,
+                "queries": queries,
+                "matched_queries": matched_queries,
+                "close_pairs": close_pairs,
+            },
+        )
+    key.slowed_since = now
+    return alert
+
+
+def probing_alert_clear(*, alert: ProbingAlert, user: Any) -> bool:
+    """Clear ``alert`` as ``user`` (a reviewer or a superuser); True if it was open.
+
+    When the key has no other open alert its slowdown ends at once. Appends a
+    ``probing.alert_cleared`` audit event. Raises InvalidInput (``review_not_allowed``) for
+    anyone else.
+    """
+    if not roles.is_reviewer(user):
+        raise InvalidInput("review_not_allowed", "Only a reviewer may clear a probing alert.")
+    now = timezone.now()
+    with transaction.atomic():
+        key = PartnerKey.objects.select_for_update().get(pk=alert.key_id)
+        cleared = ProbingAlert.objects.filter(pk=alert.pk, cleared_at__isnull=True).update(
+            cleared_at=now, cleared_by=user
+        )
+        if not cleared:
+            return False
+        still_open = ProbingAlert.objects.filter(key=key, cleared_at__isnull=True).exists()
+        if not still_open:
+            key.slowed_since = None
+            key.save(update_fields=["slowed_since"])
+        audit_event_record(
+            action=AuditEvent.Action.PROBING_ALERT_CLEARED,
+            actor=f"staff:{user.pk}",
+            subject=f"key:{key.lookup_id}",
+            details={"alert": alert.pk, "partner": key.partner_id, "slowed": still_open},
+        )
+    alert.refresh_from_db()
+    return True
+
+
+def slowed_key_id(key: PartnerKey) -> int | None:
+    """The key's id if it is slowed down by an open alert (for api.throttling), else None."""
+    return key.pk if key.slowed_since is not None else None

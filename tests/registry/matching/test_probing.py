@@ -1,0 +1,189 @@
+"""Probing detection: clustered queries and abnormal hit rates raise an alert and slow the key."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+from django.contrib.auth.models import User
+from django.test import Client
+from pytest_django.fixtures import Settings as SettingsWrapper
+
+from registry.exceptions import InvalidInput
+from registry.matching import probing
+from registry.matching.follower import Matcher
+from registry.models import AuditEvent, PartnerKey, ProbingAlert
+from tests.conftest import PartnerPersona
+from tests.factories import RegisteredCase, near_duplicate, random_hash
+
+pytestmark = pytest.mark.django_db
+
+ALERTS = "/admin/registry/probingalert/"
+
+
+@pytest.fixture(autouse=True)
+def _probing(settings: SettingsWrapper) -> Iterator[None]:
+    """Small thresholds, and each test starts with nothing remembered in this process."""
+    settings.PROBING_CLOSE_PAIRS = 20
+    settings.PROBING_MIN_QUERIES = 20
+    settings.PROBING_HIT_RATE_PERCENT = 50
+    settings.MATCH_HASHES_PER_MINUTE = 200
+    settings.PROBING_SLOWDOWN_FACTOR = 10
+    probing.forget_all()
+    yield
+    probing.forget_all()
+
+
+def _match(persona: PartnerPersona, values: list[bytes]) -> Any:
+    return Client().post(
+        "/api/v1/match",
+        json.dumps({"hashes": [value.hex() for value in values], "purpose": "publish"}),
+        content_type="application/json",
+        headers=persona.auth,
+    )
+
+
+def _probe(persona: PartnerPersona) -> list[bytes]:
+    """Ten small edits of one hash, as someone searching around it would send."""
+    base = random_hash()
+    values = [near_duplicate(base, 1 + index % 4) for index in range(10)]
+    assert _match(persona, values).status_code == 200
+    return values
+
+
+def _key(persona: PartnerPersona) -> PartnerKey:
+    return PartnerKey.objects.get(pk=persona.key.pk)
+
+
+def test_queries_clustered_within_a_few_bits_raise_an_alert_and_slow_the_key(
+    partner_a: PartnerPersona, match_index: Matcher
+) -> None:
+    values = _probe(partner_a)
+
+    alert = ProbingAlert.objects.get()
+    assert (alert.key_id, alert.partner_id) == (partner_a.key.pk, partner_a.partner.pk)
+    assert alert.reason == ProbingAlert.Reason.CLUSTERED_QUERIES
+    assert (alert.queries, alert.matched_queries) == (10, 0)
+    assert alert.close_pairs >= 20
+    assert alert.is_open
+    assert _key(partner_a).slowed_since == alert.opened_at
+    event = AuditEvent.objects.get(action="probing.alert_opened")
+    assert event.subject == f"key:{partner_a.key.lookup_id}"
+    recorded = json.dumps(event.details) + json.dumps(
+        ProbingAlert.objects.values().get(), default=str
+    )
+    assert not any(value.hex() in recorded for value in values)
+
+
+def test_unrelated_queries_raise_nothing(partner_a: PartnerPersona, match_index: Matcher) -> None:
+    for _ in range(12):
+        assert _match(partner_a, [random_hash() for _ in range(10)]).status_code == 200
+
+    assert ProbingAlert.objects.count() == 0
+    assert _key(partner_a).slowed_since is None
+
+
+def test_a_key_whose_queries_match_abnormally_often_raises_an_alert(
+    partner_a: PartnerPersona, person: RegisteredCase, match_index: Matcher
+) -> None:
+    registered = person.images[0].hashes[0]
+    for call in range(10):  # half of the queries match: a platform's uploads seldom do
+        assert _match(partner_a, [registered, random_hash()]).status_code == 200
+        assert ProbingAlert.objects.count() == (1 if call == 9 else 0)
+
+    alert = ProbingAlert.objects.get()
+    assert alert.reason == ProbingAlert.Reason.HIGH_HIT_RATE
+    assert (alert.queries, alert.matched_queries, alert.close_pairs) == (20, 10, 0)
+
+
+def test_a_slowed_key_gets_a_fraction_of_the_budget_and_other_partners_are_untouched(
+    partner_a: PartnerPersona, partner_b: PartnerPersona, match_index: Matcher
+) -> None:
+    _probe(partner_a)
+
+    # 200 hashes a minute divided by 10: this key may match 20 now.
+    assert _match(partner_a, [random_hash() for _ in range(15)]).status_code == 200
+    refused = _match(partner_a, [random_hash() for _ in range(10)])
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert refused.json()["error"]["details"]["hashes_per_minute"] == 20
+    assert _match(partner_b, [random_hash() for _ in range(100)]).status_code == 200
+    assert ProbingAlert.objects.count() == 1  # a slowed key is not alerted again
+
+
+def test_a_reviewer_clears_the_alert_in_the_admin_and_the_slowdown_ends(
+    partner_a: PartnerPersona,
+    reviewer: User,
+    staff_client: Callable[[User], Client],
+    match_index: Matcher,
+) -> None:
+    _probe(partner_a)
+    alert = ProbingAlert.objects.get()
+    client = staff_client(reviewer)
+    listing = client.get(ALERTS, {"state": "open"}).content.decode()
+    assert partner_a.partner.name in listing
+
+    response = client.post(ALERTS, {"action": "clear_alerts", "_selected_action": [alert.pk]})
+
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    assert (alert.cleared_by, alert.is_open) == (reviewer, False)
+    assert _key(partner_a).slowed_since is None
+    assert _match(partner_a, [random_hash() for _ in range(100)]).status_code == 200
+    assert ProbingAlert.objects.count() == 1  # watched afresh: unrelated queries raise nothing
+    event = AuditEvent.objects.get(action="probing.alert_cleared")
+    assert event.actor == f"staff:{reviewer.pk}"
+
+
+def test_a_staff_member_who_is_not_a_reviewer_cannot_see_or_clear_alerts(
+    partner_a: PartnerPersona, staff_client: Callable[[User], Client], match_index: Matcher
+) -> None:
+    _probe(partner_a)
+    alert = ProbingAlert.objects.get()
+    staff = User.objects.create_user("staff", password="a long staff password", is_staff=True)
+    client = staff_client(staff)
+
+    listing = client.get(ALERTS)
+    client.post(ALERTS, {"action": "clear_alerts", "_selected_action": [alert.pk]})
+
+    assert listing.status_code != 200
+    alert.refresh_from_db()
+    assert alert.is_open
+    assert _key(partner_a).slowed_since is not None
+    with pytest.raises(InvalidInput):
+        probing.probing_alert_clear(alert=alert, user=staff)
+
+
+def test_alerts_are_read_only_in_the_admin(
+    partner_a: PartnerPersona,
+    superuser: User,
+    staff_client: Callable[[User], Client],
+    match_index: Matcher,
+) -> None:
+    _probe(partner_a)
+    alert = ProbingAlert.objects.get()
+    client = staff_client(superuser)
+
+    detail = client.get(f"{ALERTS}{alert.pk}/change/")
+    deleted = client.post(f"{ALERTS}{alert.pk}/delete/", {"post": "yes"})
+
+    assert detail.status_code == 200
+    assert 'name="_save"' not in detail.content.decode()
+    assert deleted.status_code == 403
+    assert ProbingAlert.objects.count() == 1
+
+
+def test_query_hashes_are_kept_in_process_memory_only(
+    partner_a: PartnerPersona, match_index: Matcher
+) -> None:
+    values = _probe(partner_a)
+
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    stored = " ".join(f"{key!r} {client.dump(key)!r}" for key in client.scan_iter("*"))
+    assert not any(value.hex() in stored for value in values)
+    assert not re.search(r"[0-9a-f]{64}", stored)
