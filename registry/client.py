@@ -6,8 +6,9 @@ Installed as the ``rempart`` command::
     rempart match photo.jpg other.png --key rmp_... [--purpose ai_edit]
     rempart submit photo.jpg --scope intimate --attest [--minor] [--language fr]
 
-Nothing but hashes leaves the machine: images are decoded and hashed here (EXIF orientation
-applied, as a browser does), and only their PDQ hashes and quality are sent.
+Nothing but hashes leaves the machine: images are decoded and hashed here, by the same rules as
+the registry's pages (registry.pixels: EXIF orientation, transparency over white, 16-bit to its
+high byte), and only their PDQ hashes and quality are sent.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any
 
 import numpy as np
 import pdqhash
-from PIL import Image, ImageOps
+from PIL import Image
 
 from registry.pdq import DIHEDRAL_VARIANTS, MIN_QUALITY
+from registry.pixels import pdq_pixels
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TERMS_VERSION = "2026-11"
@@ -51,10 +53,10 @@ def _hex(vector: np.ndarray[Any, Any]) -> str:
 
 
 def hash_file(path: str | Path) -> ImageHashes:
-    """Decode an image (upright, per its EXIF orientation) and compute its dihedral PDQ hashes."""
+    """Decode an image as the registry's pages do (registry.pixels) and compute its dihedral
+    PDQ hashes."""
     with Image.open(path) as image:
-        upright = ImageOps.exif_transpose(image).convert("RGB")
-        pixels = np.asarray(upright)
+        pixels = pdq_pixels(image)
     vectors, quality = pdqhash.compute_dihedral(pixels)
     return ImageHashes(
         path=str(path), hashes=tuple(_hex(vector) for vector in vectors), quality=int(quality)
