@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +162,69 @@ def test_transparency_is_composited_over_white(tmp_path: Path) -> None:
     composited = (premultiplied + 255 - alpha[..., None]).astype(np.uint8)
     Image.fromarray(composited).save(tmp_path / "composited.png")
     assert hash_file(tmp_path / "cut.png").hashes == hash_file(tmp_path / "composited.png").hashes
+
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT_DEPENDENCIES = {"numpy", "pdqhash", "pillow"}
+SERVER_ONLY = ["django", "rest_framework", "celery", "psycopg", "numba", "gunicorn", "redis"]
+
+WITHOUT_THE_SERVER = """
+import importlib.abc, runpy, sys
+
+class ServerUnavailable(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the client install)")
+        return None
+
+sys.meta_path.insert(0, ServerUnavailable())
+sys.argv = ["rempart", "hash", IMAGE]
+try:
+    runpy.run_module("registry.client", run_name="__main__")
+finally:
+    loaded = sorted(name for name in sys.modules if name.partition(".")[0] in BLOCKED)
+    print("loaded:", loaded)
+"""
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\[=<>~! ]", requirement, maxsplit=1)[0].lower()
+
+
+def test_the_base_install_is_only_what_the_client_needs() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert {_name(r) for r in project["dependencies"]} == CLIENT_DEPENDENCIES
+    server = {_name(r) for r in project["optional-dependencies"]["server"]}
+    assert {"django", "celery", "gunicorn", "numba", "psycopg"} <= server
+    lock = {
+        line.split("==")[0].lower(): line
+        for line in (ROOT / "deploy" / "requirements.lock").read_text().split()
+        if "==" in line
+    }
+    for extra in ["dependencies", "server"]:
+        pins = (
+            project[extra] if extra == "dependencies" else project["optional-dependencies"][extra]
+        )
+        for requirement in pins:
+            name, version = re.sub(r"\[.*\]", "", requirement).split("==")
+            assert lock.get(name.lower(), "").lower() == f"{name}=={version}".lower(), requirement
+
+
+def test_the_client_hashes_without_any_of_the_server_installed(tmp_path: Path) -> None:
+    image = write_photo(tmp_path / "photo.png", seed=12)
+    script = f"BLOCKED = {set(SERVER_ONLY)!r}\nIMAGE = {str(image)!r}\n" + WITHOUT_THE_SERVER
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    expected = hash_file(image)
+    assert lines[0] == f"{image}\tquality {expected.quality}"
+    assert lines[1].split()[1] == expected.original
+    assert lines[-1] == "loaded: []"
