@@ -8,7 +8,7 @@
  * premultiplied alpha, the browser's EXIF orientation applied, drawn at its own size onto an
  * OffscreenCanvas filled with opaque white. Transparency is thereby composited over white, as
  * round(c * a / 255) + 255 - a per channel, and 16-bit files keep their high byte: the pixels
- * Pillow gives for the same file under registry.pixels, bit for bit
+ * Pillow gives for the same file under registry.pixels, bit for bit but for AVIF with alpha
  * (tests/browser/test_hash_formats.py).
  *
  * Messages in:  {id, file}
