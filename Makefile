@@ -25,7 +25,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml deploy/requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==26.3
-	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[dev]'
+	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[server,dev]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create the virtual environment and install the pinned dependencies

@@ -6,8 +6,9 @@ Installed as the ``rempart`` command::
     rempart match photo.jpg other.png --key rmp_... [--purpose ai_edit]
     rempart submit photo.jpg --scope intimate --attest [--minor] [--language fr]
 
-Nothing but hashes leaves the machine: images are decoded and hashed here (EXIF orientation
-applied, as a browser does), and only their PDQ hashes and quality are sent.
+Nothing but hashes leaves the machine: images are decoded and hashed here, by the same rules as
+the registry's pages (registry.pixels: EXIF orientation, transparency over white, 16-bit to its
+high byte), and only their PDQ hashes and quality are sent.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any
 
 import numpy as np
 import pdqhash
-from PIL import Image, ImageOps
+from PIL import Image
 
-from registry.pdq import DIHEDRAL_VARIANTS, MIN_QUALITY
+from registry.pdq import DIHEDRAL_VARIANTS, MIN_QUALITY, InvalidHash, check_bits
+from registry.pixels import pdq_pixels
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TERMS_VERSION = "2026-11"
@@ -45,16 +47,32 @@ class ImageHashes:
     def original(self) -> str:
         return self.hashes[0]
 
+    @property
+    def unmatchable_reason(self) -> str | None:
+        """Why this image cannot be matched (a flat, blank or tiny image), or None if it can.
+
+        The registry refuses such a hash (registry.pdq), and a flat image's hash (quality 0) is
+        rounding noise. An image of low but non-zero quality is still matched: a blurred copy of
+        a registered photo can be.
+        """
+        if self.quality == 0:
+            return "a flat or tiny image has no PDQ hash worth matching (quality 0)"
+        try:
+            check_bits(bytes.fromhex(self.original))
+        except InvalidHash as error:
+            return error.message
+        return None
+
 
 def _hex(vector: np.ndarray[Any, Any]) -> str:
     return np.packbits(vector.astype(np.uint8)).tobytes().hex()
 
 
 def hash_file(path: str | Path) -> ImageHashes:
-    """Decode an image (upright, per its EXIF orientation) and compute its dihedral PDQ hashes."""
+    """Decode an image as the registry's pages do (registry.pixels) and compute its dihedral
+    PDQ hashes."""
     with Image.open(path) as image:
-        upright = ImageOps.exif_transpose(image).convert("RGB")
-        pixels = np.asarray(upright)
+        pixels = pdq_pixels(image)
     vectors, quality = pdqhash.compute_dihedral(pixels)
     return ImageHashes(
         path=str(path), hashes=tuple(_hex(vector) for vector in vectors), quality=int(quality)
@@ -98,11 +116,21 @@ class Client:
             except (ValueError, KeyError, TypeError):
                 raise RegistryError(error.code, "http_error", str(error.reason)) from None
 
+    def match_results(
+        self, hashes: Sequence[str], *, purpose: str = "publish", max_distance: int = 31
+    ) -> list[dict[str, Any]]:
+        """One result per hash, in order: ``{"matches": [...]}``, plus an ``error`` for a hash
+        the registry cannot match (``{"code", "message"}``; its ``matches`` is empty)."""
+        body = {"hashes": list(hashes), "purpose": purpose, "max_distance": max_distance}
+        results: list[dict[str, Any]] = self.post("/api/v1/match", body)["results"]
+        return results
+
     def match(
         self, hashes: Sequence[str], *, purpose: str = "publish", max_distance: int = 31
     ) -> list[list[dict[str, Any]]]:
-        body = {"hashes": list(hashes), "purpose": purpose, "max_distance": max_distance}
-        return [result["matches"] for result in self.post("/api/v1/match", body)["results"]]
+        """The matches of each hash, in order (none for a hash the registry cannot match)."""
+        results = self.match_results(hashes, purpose=purpose, max_distance=max_distance)
+        return [result["matches"] for result in results]
 
     def submit(
         self,
@@ -145,10 +173,22 @@ def _command_hash(arguments: argparse.Namespace) -> int:
 
 def _command_match(arguments: argparse.Namespace) -> int:
     images = _hash_all(arguments.images)
-    client = Client(arguments.url, key=arguments.key)
-    results = client.match([image.original for image in images], purpose=arguments.purpose)
+    matchable = [index for index, image in enumerate(images) if image.unmatchable_reason is None]
+    answers: dict[int, dict[str, Any]] = {}
+    if matchable:
+        client = Client(arguments.url, key=arguments.key)
+        results = client.match_results(
+            [images[index].original for index in matchable], purpose=arguments.purpose
+        )
+        answers = dict(zip(matchable, results, strict=True))
     matched = False
-    for image, matches in zip(images, results, strict=True):
+    for index, image in enumerate(images):
+        answer = answers.get(index, {})
+        if "matches" not in answer or "error" in answer:
+            reason = image.unmatchable_reason or answer.get("error", {}).get("message")
+            print(f"{image.path}\tnot matchable: {reason}")
+            continue
+        matches = answer["matches"]
         if not matches:
             print(f"{image.path}\tno match")
             continue
@@ -200,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     hash_command.set_defaults(run=_command_hash)
 
     match_command = commands.add_parser(
-        "match", help="Match images (exit status 1 when any matches)."
+        "match",
+        help=(
+            "Match images (exit status 1 when any matches); flat or blank images are reported "
+            "as not matchable and skipped."
+        ),
     )
     match_command.add_argument("images", nargs="+")
     match_command.add_argument(

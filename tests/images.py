@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +45,82 @@ def write_photo(path: Path, seed: int, size: tuple[int, int] = (480, 640)) -> Pa
     else:
         Image.fromarray(pixels).save(path)
     return path
+
+
+def png_bytes(samples: NDArray[Any], color_type: int, bit_depth: int = 16) -> bytes:
+    """Encode ``samples`` as a PNG Pillow cannot write: 16-bit colour, 16-bit grey with alpha.
+
+    ``samples`` is (height, width) or (height, width, channels) for the PNG ``color_type``
+    (0 grey, 2 RGB, 4 grey and alpha, 6 RGBA); no filtering, no interlacing.
+    """
+    height, width = samples.shape[:2]
+    dtype = ">u2" if bit_depth == 16 else "u1"
+    rows = np.ascontiguousarray(samples.astype(dtype)).reshape(height, -1).view(np.uint8)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+# Display P3's primaries adapted to D50, the colorants a phone's photos carry in their profile.
+_P3_COLORANTS = ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841))
+_D50 = (0.9642, 1.0, 0.8249)
+
+
+def icc_profile_wide_gamut(gamma: float = 2.2) -> bytes:
+    """A minimal ICC v2 display profile with Display P3 primaries and a pure gamma curve.
+
+    A colour-managed decoder would move every pixel of a file carrying it; the registry's
+    convention ignores it.
+    """
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(values: tuple[float, float, float]) -> bytes:
+        return b"XYZ \0\0\0\0" + b"".join(s15(value) for value in values)
+
+    description = b"Wide gamut test profile"
+    tags = [
+        (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(description) + 1) + description
+         + b"\0" + b"\0" * 8 + b"\0" * 3 + b"\0" * 67),
+        (b"cprt", b"text\0\0\0\0" + b"No copyright\0"),
+        (b"wtpt", xyz(_D50)),
+        (b"rXYZ", xyz(_P3_COLORANTS[0])),
+        (b"gXYZ", xyz(_P3_COLORANTS[1])),
+        (b"bXYZ", xyz(_P3_COLORANTS[2])),
+    ]  # fmt: skip
+    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    tags += [(b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset = 128 + 4 + 12 * len(tags)
+    table = struct.pack(">I", len(tags))
+    data = b""
+    for signature, body in tags:
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body + b"\0" * (-len(body) % 4)
+    size = offset + len(data)
+    header = (
+        struct.pack(">I", size)
+        + b"\0\0\0\0"
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"\0" * 24
+        + struct.pack(">I", 0)
+        + b"".join(s15(value) for value in _D50)
+        + b"\0" * 4
+        + b"\0" * 16
+        + b"\0" * 28
+    )
+    assert len(header) == 128
+    return header + table + data

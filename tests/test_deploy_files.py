@@ -132,6 +132,8 @@ def test_dockerfile_installs_from_the_lock_and_collects_static_files() -> None:
     instructions = _dockerfile_instructions()
     runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
     assert any("pip install -c deploy/requirements.lock" in run for run in runs)
+    # The base install is the partner client: the image needs the server's extra.
+    assert any("-e '.[server]'" in run for run in runs)
     collect = [run for run in runs if "manage.py collectstatic --no-input" in run]
     assert len(collect) == 1
     assert "SECRET_KEY=build-only" in collect[0]

@@ -16,7 +16,7 @@ from api.fields import PARTNER_ERRORS, HashTextField, WholeNumberField, check_ba
 from registry.match_ids import match_id_encode
 from registry.matching import probing
 from registry.models import MatchCall
-from registry.pdq import MATCH_DISTANCE, InvalidHash, parse_hash
+from registry.pdq import MATCH_DISTANCE, HashError, InvalidHash, parse_hash
 from registry.services.matches import partner_match
 
 MAX_HASHES_PER_MATCH = 1000
@@ -67,6 +67,12 @@ class MatchApi(APIView):
         minor_depicted = serializers.BooleanField()
         status = serializers.ChoiceField(choices=["active", "disputed"])
 
+    class ResultErrorSerializer(serializers.Serializer[Any]):
+        code = serializers.ChoiceField(
+            choices=[HashError.ALL_ZERO, HashError.TOO_FEW_BITS, HashError.TOO_MANY_BITS]
+        )
+        message = serializers.CharField()
+
     class ResultSerializer(serializers.Serializer[Any]):
         matches = serializers.ListField(child=serializers.DictField())
 
@@ -75,6 +81,13 @@ class MatchApi(APIView):
 
     # The schema names the nested shapes precisely.
     ResultSerializer._declared_fields["matches"] = MatchSerializer(many=True)
+    ResultSerializer._declared_fields["error"] = ResultErrorSerializer(
+        required=False,
+        help_text=(
+            "Present when this hash is well formed but no real photo's (that of a flat or blank "
+            "image): it is not matched, and the other hashes of the call are."
+        ),
+    )
     OutputSerializer._declared_fields["results"] = ResultSerializer(many=True)
 
     @extend_schema(
@@ -90,11 +103,16 @@ class MatchApi(APIView):
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
         hashes: list[bytes] = []
+        # A hash of a flat or degenerate image is answered on its own, not by failing the batch;
+        # text that is no hash at all is a client bug and still refuses the request.
+        refused: dict[int, InvalidHash] = {}
         for index, text in enumerate(data["hashes"]):
             try:
                 hashes.append(parse_hash(text))
             except InvalidHash as error:
-                raise InvalidHash(error.code, index=index) from None
+                if error.code == HashError.MALFORMED:
+                    raise InvalidHash(error.code, index=index) from None
+                refused[index] = error
         principal = request.user
         assert isinstance(principal, PartnerPrincipal)
         results = partner_match(
@@ -105,23 +123,22 @@ class MatchApi(APIView):
         )
         probing.match_observe(key=principal.key, hashes=hashes, results=results)
         partner_id = principal.partner.pk
-        return Response(
+        answers: list[dict[str, Any]] = [
             {
-                "results": [
+                "matches": [
                     {
-                        "matches": [
-                            {
-                                "match_id": match_id_encode(
-                                    image_id=match.image_id, partner_id=partner_id
-                                ),
-                                "scope": match.scope,
-                                "minor_depicted": match.minor_depicted,
-                                "status": match.status,
-                            }
-                            for match in matches
-                        ]
+                        "match_id": match_id_encode(image_id=match.image_id, partner_id=partner_id),
+                        "scope": match.scope,
+                        "minor_depicted": match.minor_depicted,
+                        "status": match.status,
                     }
-                    for matches in results
+                    for match in matches
                 ]
             }
-        )
+            for matches in results
+        ]
+        for index, error in sorted(refused.items()):  # ascending, so each lands at its index
+            answers.insert(
+                index, {"matches": [], "error": {"code": error.code, "message": error.message}}
+            )
+        return Response({"results": answers})

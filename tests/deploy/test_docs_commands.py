@@ -51,6 +51,7 @@ RUN_HERE_OPERATORS = [
 RUN_HERE_PARTNERS = [
     "rempart hash photo.jpg",
     f'rempart --url {EXAMPLE_ROOT} match upload.jpg --key "$REMPART_KEY" --purpose ai_edit',
+    f"rempart --url {EXAMPLE_ROOT} submit photo.jpg --scope intimate --attest",
     f'curl -H "Authorization: Bearer $REMPART_KEY" '
     f'"{EXAMPLE_ROOT}/api/v1/hashes/changes?limit=500&cursor=$CURSOR"',
     'curl -X POST -H "Authorization: Bearer $REMPART_KEY" -H "Content-Type: application/json" '
@@ -103,7 +104,7 @@ HOST_ONLY = {
     "install -d -o rempart -g rempart -m 0755 /var/lib/rempart": _UNITS,
     "python3 -m venv /opt/rempart/.venv": _UNITS,
     "/opt/rempart/.venv/bin/pip install -c /opt/rempart/deploy/requirements.lock "
-    "-e /opt/rempart": _LOCK,
+    "-e '/opt/rempart[server]'": _LOCK,
     "sudo -u postgres createuser --pwprompt rempart": _PARSE,
     "sudo -u postgres createdb --owner rempart rempart": _PARSE,
     "install -d -m 0750 -g rempart /etc/rempart": _UNITS,
@@ -283,7 +284,11 @@ def test_the_partner_guide_commands_run_against_a_live_server(
     match_index.catch_up()
     (match,) = Client(url, key=partner_a.raw_key).match([hash_file(photo).original])[0]
     env = {"REMPART_KEY": partner_a.raw_key, "CURSOR": ""}
-    expected_status = {"rempart hash": 0, "rempart --url": 1}  # 1: the upload matches
+    expected_status = {  # 1: the upload matches
+        "rempart hash": 0,
+        f"rempart --url {EXAMPLE_ROOT} match": 1,
+        f"rempart --url {EXAMPLE_ROOT} submit": 0,
+    }
     for command in RUN_HERE_PARTNERS:
         assert _normalise(command) in documented, command
         if "/withdrawals/ack" in command:  # The person withdraws; the partner confirms.

@@ -3,9 +3,13 @@
  * page's main thread. The photo is decoded here, at full resolution, and never leaves the device:
  * only the hashes and the quality are posted back.
  *
- * Decoding follows docs/pdq.md: createImageBitmap with no colour-space conversion and no
- * premultiplied alpha (Chromium then gives the same pixels as Pillow for ordinary JPEG and PNG),
- * the browser's EXIF orientation applied, drawn at its own size onto an OffscreenCanvas.
+ * Decoding follows the convention partners follow too (registry/pixels.py, docs/partners.md):
+ * createImageBitmap with no colour-space conversion (an ICC profile is ignored) and no
+ * premultiplied alpha, the browser's EXIF orientation applied, drawn at its own size onto an
+ * OffscreenCanvas filled with opaque white. Transparency is thereby composited over white, as
+ * round(c * a / 255) + 255 - a per channel, and 16-bit files keep their high byte: the pixels
+ * Pillow gives for the same file under registry.pixels, bit for bit but for AVIF with alpha
+ * (tests/browser/test_hash_formats.py).
  *
  * Messages in:  {id, file}
  * Messages out: {id, stage: "decoding" | "hashing"}
@@ -28,6 +32,10 @@ function pixels(bitmap) {
   const canvas = new OffscreenCanvas(width, height);
   const context = canvas.getContext("2d", { willReadFrequently: true });
   if (!context) throw new RangeError("no 2d context for this size");
+  // Without a background, transparent pixels would read back as black with their colour lost,
+  // while a partner's decoder keeps whatever colour they store: the two hashes would differ.
+  context.fillStyle = "#ffffff";
+  context.fillRect(0, 0, width, height);
   context.drawImage(bitmap, 0, 0);
   return context.getImageData(0, 0, width, height);
 }

@@ -145,8 +145,8 @@ def test_each_match_call_is_recorded_without_its_hashes(
     ("hashes", "status", "code", "index"),
     [
         (["zz" * 32], 422, "hash_malformed", 0),
-        ([random_hash().hex(), "0" * 64], 422, "hash_all_zero", 1),
-        (["f" * 64], 422, "hash_too_many_bits", 0),
+        ([random_hash().hex(), "0" * 64 + "0"], 422, "hash_malformed", 1),
+        (["0" * 64, "not a hash"], 422, "hash_malformed", 1),
     ],
 )
 def test_invalid_hashes_get_422_naming_the_hash(
@@ -218,3 +218,83 @@ def test_a_suspended_image_no_longer_matches(
     assert _match(partner_a, [person.images[0].hashes[0].hex()]).json()["results"][0] == {
         "matches": []
     }
+
+
+def _few_bits_hash() -> str:
+    """64 well-formed hex digits with 40 bits set: what no photo of usable quality hashes to."""
+    return ("ff" * 5).ljust(64, "0")
+
+
+def test_a_blank_image_in_a_batch_is_answered_on_its_own_and_the_others_are_matched(
+    partner_a: PartnerPersona, person: RegisteredCase, match_index: Matcher
+) -> None:
+    registered = person.images[0].hashes[0].hex()
+    queries = ["0" * 64, registered, _few_bits_hash(), random_hash().hex(), "F" * 64]
+    response = _match(partner_a, queries)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 5
+    assert [result.get("error", {}).get("code") for result in results] == [
+        "hash_all_zero",
+        None,
+        "hash_too_few_bits",
+        None,
+        "hash_too_many_bits",
+    ]
+    assert [len(result["matches"]) for result in results] == [0, 1, 0, 0, 0]
+    for result in (results[0], results[2], results[4]):
+        assert set(result) == {"matches", "error"}
+        assert set(result["error"]) == {"code", "message"}
+        assert result["error"]["message"]
+    assert set(results[1]) == set(results[3]) == {"matches"}
+    # Only the matchable hashes are matched and counted.
+    call = MatchCall.objects.get()
+    assert (call.hashes, call.matched_hashes) == (2, 1)
+
+
+def test_a_batch_of_only_blank_images_gets_an_answer_for_each(
+    partner_a: PartnerPersona, match_index: Matcher
+) -> None:
+    response = _match(partner_a, ["0" * 64, _few_bits_hash()])
+    assert response.status_code == 200
+    assert response.json() == {
+        "results": [
+            {
+                "matches": [],
+                "error": {
+                    "code": "hash_all_zero",
+                    "message": "The all-zero hash comes from a blank or unreadable image.",
+                },
+            },
+            {
+                "matches": [],
+                "error": {
+                    "code": "hash_too_few_bits",
+                    "message": "A PDQ hash of a real photo has at least 96 bits set.",
+                },
+            },
+        ]
+    }
+
+
+def test_a_malformed_hash_still_refuses_the_whole_batch(
+    partner_a: PartnerPersona, person: RegisteredCase, match_index: Matcher
+) -> None:
+    response = _match(partner_a, ["0" * 64, person.images[0].hashes[0].hex(), "xyz"])
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "hash_malformed"
+    assert response.json()["error"]["details"] == {"index": 2}
+    assert MatchCall.objects.count() == 0
+
+
+def test_the_schema_documents_the_per_hash_error(partner_a: PartnerPersona) -> None:
+    schema = Client().get("/api/schema/", headers={"Accept": "application/json"})
+    assert schema.status_code == 200
+    components = json.loads(schema.content)["components"]["schemas"]
+    result = next(
+        value
+        for name, value in components.items()
+        if name.endswith("Result") and "matches" in value.get("properties", {})
+    )
+    assert "error" in result["properties"]
+    assert "error" not in result.get("required", [])
