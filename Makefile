@@ -8,16 +8,30 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The development settings (DEBUG on, generated secrets) that make run writes once and that
+# manage.py, the server and Celery read (registry/dotenv.py); the environment wins over it.
+ENV_FILE ?= .env
+RUN_ENV := ENV_FILE=$(ENV_FILE) HOST=$(HOST) PORT=$(PORT)
+DEMO_SCOPES := match,sync,feedback,submit
 
 # make test runs against the local PostgreSQL and Redis unless told otherwise.
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/rempart)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/14)
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	SECRET_KEY=test-only-secret-key KEY_PEPPER=test-only-pepper DEBUG=0 SECURE_SSL_REDIRECT=0 \
-	RECEIPT_SIGNING_KEY=dGVzdC1vbmx5LXJlY2VpcHQta2V5LTAwMDAwMDAwMDA=
+	RECEIPT_SIGNING_KEY=dGVzdC1vbmx5LXJlY2VpcHQta2V5LTAwMDAwMDAwMDA= ENV_FILE=
+# (tests/environment.py gives a bare `pytest` the same values.)
 
-.PHONY: help install system-deps run test lint format bench bench-db limits loadtest migrations \
-	screenshots clean
+define DEMO_KEY_ISSUE
+from api.models import Partner
+from api.services import partner_create, partner_key_issue
+demo = Partner.objects.filter(name="demo").first() or partner_create(name="demo", actor="staff:cli")
+print(partner_key_issue(partner=demo, scopes="$(DEMO_SCOPES)".split(","), actor="staff:cli").raw)
+endef
+export DEMO_KEY_ISSUE
+
+.PHONY: help install system-deps env-file run superuser demo-key test lint format bench bench-db \
+	limits loadtest migrations screenshots clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,10 +48,22 @@ install: $(STAMP) ## Create the virtual environment and install the pinned depen
 system-deps: ## Check for chromium, wrk, nginx and ffmpeg; install them as root, else print how
 	@PATH="$$PATH:/usr/sbin:/sbin" .ci/system-deps
 
-run: install ## Set up and serve on http://127.0.0.1:8000 (SQLite and inline tasks unless configured)
-	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input
-	DEBUG=$${DEBUG:-1} $(PY) manage.py partner_create demo --scopes match,sync,feedback,submit --if-absent
-	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+env-file: install ## Write the development settings to .env (DEBUG on, new secrets) unless it exists
+	$(if $(ENV_FILE),@$(PY) -m registry.dotenv $(ENV_FILE))
+
+run: env-file ## Set up and serve on http://127.0.0.1:8000 (HOST, PORT; SQLite, inline tasks unless configured)
+	$(RUN_ENV) $(PY) manage.py migrate --no-input
+	$(RUN_ENV) $(PY) manage.py partner_create demo --scopes $(DEMO_SCOPES) --if-absent
+	$(RUN_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+
+# With DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD set, it asks nothing.
+superuser: env-file ## Create an admin account for the local site (asks a name and a password)
+	$(RUN_ENV) $(PY) manage.py migrate --no-input --verbosity 0
+	$(RUN_ENV) $(PY) manage.py createsuperuser $(if $(DJANGO_SUPERUSER_PASSWORD),--no-input --email "")
+
+demo-key: env-file ## Issue a new API key for the demo partner (printed once; old keys still work)
+	$(RUN_ENV) $(PY) manage.py migrate --no-input --verbosity 0
+	@$(RUN_ENV) $(PY) manage.py shell --no-imports -c "$$DEMO_KEY_ISSUE"
 
 test: install system-deps ## Run the whole suite against PostgreSQL and Redis
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
