@@ -10,8 +10,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # The development settings (DEBUG on, generated secrets) that make run writes once and that
 # manage.py, the server and Celery read (registry/dotenv.py); the environment wins over it.
-ENV_FILE ?= .env
-RUN_ENV := ENV_FILE=$(ENV_FILE) HOST=$(HOST) PORT=$(PORT)
+DOTENV_PATH ?= .env
+RUN_ENV := DOTENV_PATH=$(DOTENV_PATH) HOST=$(HOST) PORT=$(PORT)
 DEMO_SCOPES := match,sync,feedback,submit
 
 # make test runs against the local PostgreSQL and Redis unless told otherwise.
@@ -19,7 +19,7 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/rem
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/14)
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	SECRET_KEY=test-only-secret-key KEY_PEPPER=test-only-pepper DEBUG=0 SECURE_SSL_REDIRECT=0 \
-	RECEIPT_SIGNING_KEY=dGVzdC1vbmx5LXJlY2VpcHQta2V5LTAwMDAwMDAwMDA= ENV_FILE=
+	RECEIPT_SIGNING_KEY=dGVzdC1vbmx5LXJlY2VpcHQta2V5LTAwMDAwMDAwMDA= DOTENV_PATH=
 # (tests/environment.py gives a bare `pytest` the same values.)
 
 define DEMO_KEY_ISSUE
@@ -49,7 +49,7 @@ system-deps: ## Check for chromium, wrk, nginx and ffmpeg; install them as root,
 	@PATH="$$PATH:/usr/sbin:/sbin" .ci/system-deps
 
 env-file: install ## Write the development settings to .env (DEBUG on, new secrets) unless it exists
-	$(if $(ENV_FILE),@$(PY) -m registry.dotenv $(ENV_FILE))
+	$(if $(DOTENV_PATH),@$(PY) -m registry.dotenv $(DOTENV_PATH))
 
 run: env-file ## Set up and serve on http://127.0.0.1:8000 (HOST, PORT; SQLite, inline tasks unless configured)
 	$(RUN_ENV) $(PY) manage.py migrate --no-input

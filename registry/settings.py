@@ -5,7 +5,7 @@ explains every variable. With no ``DATABASE_URL`` the registry runs on an embedd
 and with no ``CELERY_BROKER_URL`` its tasks run inline, so that ``make run`` works on a fresh
 machine; production sets both (PostgreSQL and Redis). ``make run`` also writes a ``.env`` (DEBUG
 on, generated secrets: registry/dotenv.py), read here first so that ``manage.py`` and Celery start
-as the server does; the real environment wins over it, and ``ENV_FILE`` names another file.
+as the server does; the real environment wins over it, and ``DOTENV_PATH`` names another file.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ django_stubs_ext.monkeypatch()
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Empty: no file (the test suite's choice, so that a developer's .env never reaches it).
-_ENV_FILE = env_str("ENV_FILE", str(BASE_DIR / ".env"))
-if _ENV_FILE:
-    dotenv_load(Path(_ENV_FILE))
+_DOTENV_PATH = env_str("DOTENV_PATH", str(BASE_DIR / ".env"))
+if _DOTENV_PATH:
+    dotenv_load(Path(_DOTENV_PATH))
 
 DEBUG = env_bool("DEBUG", False)
 

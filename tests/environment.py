@@ -2,7 +2,7 @@
 
 Loaded as a plugin (``-p tests.environment`` in pyproject's addopts) because pytest-django loads
 the settings before any conftest. A variable already set, as ``make test`` sets them all, wins.
-``ENV_FILE`` is empty so that a developer's ``.env`` never reaches the tests.
+``DOTENV_PATH`` is empty so that a developer's ``.env`` never reaches the tests.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ TEST_ENVIRONMENT = {
     "DEBUG": "0",
     "SECURE_SSL_REDIRECT": "0",
     "RECEIPT_SIGNING_KEY": "dGVzdC1vbmx5LXJlY2VpcHQta2V5LTAwMDAwMDAwMDA=",
-    "ENV_FILE": "",
+    "DOTENV_PATH": "",
 }
 
 for _name, _value in TEST_ENVIRONMENT.items():
