@@ -373,7 +373,8 @@ def test_make_superuser_and_make_demo_key_reach_the_local_site(tmp_path: Path) -
         if command == "make demo-key":
             keys.append(result.stdout.splitlines()[-1])
     assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
-    assert all(key.startswith("rmp_") for key in keys) and keys[0] != keys[1], keys
+    assert all(key.startswith("rmp_") for key in keys), keys
+    assert keys[0] != keys[1]
     with sqlite3.connect(tmp_path / "rempart.sqlite3") as database:
         superusers = database.execute(
             "SELECT username FROM auth_user WHERE is_superuser AND is_staff"
