@@ -8,16 +8,30 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The development settings (DEBUG on, generated secrets) that make run writes once and that
+# manage.py, the server and Celery read (registry/dotenv.py); the environment wins over it.
+DOTENV_PATH ?= .env
+RUN_ENV := DOTENV_PATH=$(DOTENV_PATH) HOST=$(HOST) PORT=$(PORT)
+DEMO_SCOPES := match,sync,feedback,submit
 
 # make test runs against the local PostgreSQL and Redis unless told otherwise.
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/rempart)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/14)
 TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	SECRET_KEY=test-only-secret-key KEY_PEPPER=test-only-pepper DEBUG=0 SECURE_SSL_REDIRECT=0 \
-	RECEIPT_SIGNING_KEY=dGVzdC1vbmx5LXJlY2VpcHQta2V5LTAwMDAwMDAwMDA=
+	RECEIPT_SIGNING_KEY=dGVzdC1vbmx5LXJlY2VpcHQta2V5LTAwMDAwMDAwMDA= DOTENV_PATH=
+# (tests/environment.py gives a bare `pytest` the same values.)
 
-.PHONY: help install run test lint format bench bench-db limits loadtest migrations screenshots \
-	clean
+define DEMO_KEY_ISSUE
+from api.models import Partner
+from api.services import partner_create, partner_key_issue
+demo = Partner.objects.filter(name="demo").first() or partner_create(name="demo", actor="staff:cli")
+print(partner_key_issue(partner=demo, scopes="$(DEMO_SCOPES)".split(","), actor="staff:cli").raw)
+endef
+export DEMO_KEY_ISSUE
+
+.PHONY: help install system-deps env-file run superuser demo-key test lint format bench bench-db \
+	limits loadtest migrations screenshots clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,12 +44,28 @@ $(STAMP): pyproject.toml deploy/requirements.lock
 
 install: $(STAMP) ## Create the virtual environment and install the pinned dependencies
 
-run: install ## Set up and serve on http://127.0.0.1:8000 (SQLite and inline tasks unless configured)
-	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input
-	DEBUG=$${DEBUG:-1} $(PY) manage.py partner_create demo --scopes match,sync,feedback,submit --if-absent
-	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+# Debian puts nginx in /usr/sbin, which is not on every user's PATH.
+system-deps: ## Check for chromium, wrk, nginx and ffmpeg; install them as root, else print how
+	@PATH="$$PATH:/usr/sbin:/sbin" .ci/system-deps
 
-test: install ## Run the whole suite against PostgreSQL and Redis
+env-file: install ## Write the development settings to .env (DEBUG on, new secrets) unless it exists
+	$(if $(DOTENV_PATH),@$(PY) -m registry.dotenv $(DOTENV_PATH))
+
+run: env-file ## Set up and serve on http://127.0.0.1:8000 (HOST, PORT; SQLite, inline tasks unless configured)
+	$(RUN_ENV) $(PY) manage.py migrate --no-input
+	$(RUN_ENV) $(PY) manage.py partner_create demo --scopes $(DEMO_SCOPES) --if-absent
+	$(RUN_ENV) $(PY) manage.py runserver $(HOST):$(PORT)
+
+# With DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD set, it asks nothing.
+superuser: env-file ## Create an admin account for the local site (asks a name and a password)
+	$(RUN_ENV) $(PY) manage.py migrate --no-input --verbosity 0
+	$(RUN_ENV) $(PY) manage.py createsuperuser $(if $(DJANGO_SUPERUSER_PASSWORD),--no-input --email "")
+
+demo-key: env-file ## Issue a new API key for the demo partner (printed once; old keys still work)
+	$(RUN_ENV) $(PY) manage.py migrate --no-input --verbosity 0
+	@$(RUN_ENV) $(PY) manage.py shell --no-imports -c "$$DEMO_KEY_ISSUE"
+
+test: install system-deps ## Run the whole suite against PostgreSQL and Redis
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy --strict, and a check that no migration is missing
@@ -61,15 +91,14 @@ limits: install ## Measure what PDQ matching catches and misses on generated pho
 # The load test creates, then drops, its own database on this server and empties this Redis db.
 LOADTEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/13)
 
-loadtest: install ## Load test as in production (gunicorn, 1,000,000 hashes, wrk); prints a table
-	@command -v wrk >/dev/null || { echo "make loadtest needs wrk (apt-get install wrk)"; exit 1; }
+loadtest: install system-deps ## Load test as in production (gunicorn, 1,000,000 hashes, wrk); prints a table
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(LOADTEST_REDIS_URL) \
 		$(PY) -m tests.load.run $(LOADTEST_ARGS)
 
 migrations: install ## Write migrations for model changes
 	DEBUG=1 $(PY) manage.py makemigrations
 
-screenshots: install ## Save the people's pages at phone and desktop widths into docs/screenshots/
+screenshots: install system-deps ## Save the people's pages at phone and desktop widths into docs/screenshots/
 	$(PY) -m tests.browser.screenshots
 
 clean: ## Remove the virtual environment and local data

@@ -11,6 +11,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
     from django.core.management import execute_from_command_line
 
+    from registry.startup import settings_load_or_exit
+
+    settings_load_or_exit("manage.py")
+
     execute_from_command_line(sys.argv)
 
 

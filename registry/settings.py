@@ -3,7 +3,9 @@
 Development and production differ only by the environment: ``deploy/env.example`` lists and
 explains every variable. With no ``DATABASE_URL`` the registry runs on an embedded SQLite file,
 and with no ``CELERY_BROKER_URL`` its tasks run inline, so that ``make run`` works on a fresh
-machine; production sets both (PostgreSQL and Redis).
+machine; production sets both (PostgreSQL and Redis). ``make run`` also writes a ``.env`` (DEBUG
+on, generated secrets: registry/dotenv.py), read here first so that ``manage.py`` and Celery start
+as the server does; the real environment wins over it, and ``DOTENV_PATH`` names another file.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from registry.dotenv import dotenv_load
 from registry.env import env_bool, env_int, env_list, env_str
 from registry.receipts import decode_key as decode_receipt_key
 
@@ -24,6 +27,11 @@ from registry.receipts import decode_key as decode_receipt_key
 django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Empty: no file (the test suite's choice, so that a developer's .env never reaches it).
+_DOTENV_PATH = env_str("DOTENV_PATH", str(BASE_DIR / ".env"))
+if _DOTENV_PATH:
+    dotenv_load(Path(_DOTENV_PATH))
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -35,9 +43,18 @@ if not DEBUG and SECRET_KEY == _DEV_SECRET:
 # The pepper of partner key digests (HMAC-SHA256). Changing it invalidates every partner key.
 KEY_PEPPER = env_str("KEY_PEPPER", "insecure-development-pepper" if DEBUG else None)
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+# The address `make run` serves on (HOST and PORT, as for the Makefile): the default of the site's
+# own address, which receipts name. A wildcard address is reached through loopback.
+_HOST = env_str("HOST", "127.0.0.1").strip() or "127.0.0.1"
+_PORT = env_int("PORT", 8000, minimum=1, maximum=65_535)
+_HOST = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(_HOST, _HOST)  # noqa: S104
+_HOST_IN_URL = f"[{_HOST}]" if ":" in _HOST and not _HOST.startswith("[") else _HOST
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS",
+    ",".join(dict.fromkeys(["127.0.0.1", "localhost", _HOST_IN_URL])) if DEBUG else "",
+)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
-SITE_ROOT = env_str("SITE_ROOT", "http://127.0.0.1:8000")
+SITE_ROOT = env_str("SITE_ROOT", f"http://{_HOST_IN_URL}:{_PORT}")
 
 INSTALLED_APPS = [
     # The admin site of registry/admin/site.py: two-factor required, two staff roles.

@@ -6,7 +6,10 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from registry.startup import settings_load_or_exit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
+settings_load_or_exit("registry.wsgi")
 
 application = get_wsgi_application()
 

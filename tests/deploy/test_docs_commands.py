@@ -22,6 +22,8 @@ import re
 import shlex
 import signal
 import socket
+import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -63,6 +65,8 @@ RUN_HERE_PARTNERS = [
 RUN_HERE_OTHERS = [
     "make help",
     "make run",
+    "make superuser",
+    "make demo-key",
     'python manage.py partner_create "Example Social" --scopes match',
 ]
 KEY_ROTATION_SNIPPETS = "rempart_manage shell --no-imports -c"  # the two snippets, run below
@@ -343,19 +347,56 @@ def _free_port() -> int:
         return port
 
 
-@pytest.mark.slow
-def test_make_run_serves_the_site(tmp_path: Path) -> None:
-    """``make run`` as a newcomer runs it: SQLite, inline tasks, the site on its port."""
-    port = _free_port()
+def _newcomer_shell(tmp_path: Path) -> dict[str, str]:
+    """A newcomer's shell: none of make test's settings; local data and .env under tmp_path."""
     env = {
         key: value
         for key, value in os.environ.items()
         # make test's own variables reach a make started here through MAKEFLAGS: drop them too.
-        if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DEBUG"}
+        if key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DEBUG", "DOTENV_PATH"}
         and key not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
         and not key.startswith(("SECRET_KEY", "KEY_PEPPER", "RECEIPT_SIGNING_KEY"))
     }
-    env |= {"DATA_DIR": str(tmp_path), "PORT": str(port), "SECURE_SSL_REDIRECT": "0"}
+    # The checkout's own .env is left alone: make writes this one instead.
+    return env | {"DATA_DIR": str(tmp_path), "DOTENV_PATH": str(tmp_path / ".env")}
+
+
+@pytest.mark.slow
+def test_make_superuser_and_make_demo_key_reach_the_local_site(tmp_path: Path) -> None:
+    documented = _commands_of("README.md")
+    env = _newcomer_shell(tmp_path) | {
+        "DJANGO_SUPERUSER_USERNAME": "admin",
+        "DJANGO_SUPERUSER_PASSWORD": "a-long-local-password",
+    }
+    keys = []
+    for command in ["make superuser", "make demo-key", "make demo-key"]:
+        assert command in documented, command
+        result = subprocess.run(
+            command.split(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
+        if command == "make demo-key":
+            keys.append(result.stdout.splitlines()[-1])
+    assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+    assert all(key.startswith("rmp_") for key in keys), keys
+    assert keys[0] != keys[1]
+    with sqlite3.connect(tmp_path / "rempart.sqlite3") as database:
+        superusers = database.execute(
+            "SELECT username FROM auth_user WHERE is_superuser AND is_staff"
+        ).fetchall()
+        demo_keys = database.execute(
+            "SELECT COUNT(*) FROM api_partnerkey JOIN api_partner"
+            " ON api_partner.id = api_partnerkey.partner_id WHERE api_partner.name = 'demo'"
+        ).fetchone()
+    assert superusers == [("admin",)]
+    assert demo_keys == (2,)
+
+
+@pytest.mark.slow
+def test_make_run_serves_the_site(tmp_path: Path) -> None:
+    """``make run`` as a newcomer runs it: SQLite, inline tasks, the site on its port."""
+    port = _free_port()
+    env = _newcomer_shell(tmp_path) | {"PORT": str(port), "SECURE_SSL_REDIRECT": "0"}
     log = tmp_path / "make-run.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -379,6 +420,8 @@ def test_make_run_serves_the_site(tmp_path: Path) -> None:
                 time.sleep(0.3)
         assert "Its key follows; it is shown this once:" in log.read_text()
         assert (tmp_path / "db.sqlite3").exists() or list(tmp_path.glob("*.sqlite3"))
+        assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+        assert "DEBUG=1\n" in (tmp_path / ".env").read_text()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
