@@ -23,8 +23,8 @@ TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 # (tests/environment.py gives a bare `pytest` the same values.)
 
 define DEMO_KEY_ISSUE
-from api.models import Partner
-from api.services import partner_create, partner_key_issue
+from registry.models import Partner
+from registry.services import partner_create, partner_key_issue
 demo = Partner.objects.filter(name="demo").first() or partner_create(name="demo", actor="staff:cli")
 print(partner_key_issue(partner=demo, scopes="$(DEMO_SCOPES)".split(","), actor="staff:cli").raw)
 endef

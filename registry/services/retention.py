@@ -7,7 +7,7 @@ Celery beat runs both every RETENTION_SWEEP_SECONDS (CELERY_BEAT_SCHEDULE).
 
 - A withdrawn image's hash values (its ImageHash rows) are deleted once its withdrawal, its
   tombstone in the change sequence, is older than TOMBSTONE_RETENTION_DAYS. From then on every
-  sync feed cursor placed before the withdrawal is refused (410, api.views.sync) and its partner
+  sync feed cursor placed before the withdrawal is refused (410, the sync feeds) and its partner
   resyncs from the start, so no feed will ever serve those values again, not even as withdrawn.
   The image row stays, without hashes: its scope, status and dates are what the person's case
   page, the change sequence, the disclosure ledger and the audit record refer to.
@@ -79,7 +79,7 @@ def withdrawn_hashes_expired(*, now: dt.datetime) -> QuerySet[ImageHash]:
     """The hash values of images whose withdrawal is older than TOMBSTONE_RETENTION_DAYS.
 
     The age is the withdrawal change's, on the database's clock: the one the feeds compare
-    cursors with (api.views.sync), so a hash goes exactly when the last cursor that could need it
+    cursors with (the sync feeds), so a hash goes exactly when the last cursor that could need it
     expires.
     """
     horizon = now - dt.timedelta(days=settings.TOMBSTONE_RETENTION_DAYS)
