@@ -55,6 +55,8 @@ class PartnerAdminForm(forms.ModelForm[Partner]):
             "is_active",
             "match_hashes_per_minute",
             "sync_scopes",
+            "listed_publicly",
+            "public_name",
             "webhook_url",
             "webhook_secret",
         ]

@@ -173,6 +173,7 @@ class PartnerAdmin(admin.ModelAdmin[Partner]):
             webhook_fields += ["webhook_secret", "generate_webhook_secret"]
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (None, {"fields": settings_fields}),
+            ("Named to people", {"fields": ["listed_publicly", "public_name"]}),
             ("Webhook", {"fields": webhook_fields}),
         ]
         if obj is not None:

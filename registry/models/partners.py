@@ -34,6 +34,15 @@ class Partner(models.Model):
     # that signs each delivery (Standard Webhooks). Empty: no webhooks.
     webhook_url = models.URLField(max_length=500, blank=True)
     webhook_secret = models.CharField(max_length=128, blank=True)
+    # Named to people as a platform where protection applies (home page, receipts) only when
+    # it agreed to be; under ``public_name`` when set, else under ``name``.
+    listed_publicly = models.BooleanField(
+        default=False,
+        help_text="The platform agreed to be named to people as one that checks the registry.",
+    )
+    public_name = models.CharField(
+        max_length=100, blank=True, help_text="The name people know it by; empty: its name."
+    )
 
     class Meta:
         # The table keeps the name it had when partners were modelled in the API layer.

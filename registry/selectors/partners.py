@@ -88,3 +88,11 @@ def partner_key_authenticate(raw: str) -> PartnerKey | None:
     if not key.is_usable(now=timezone.now()):
         return None
     return key
+
+
+def participating_platforms() -> list[str]:
+    """The names of the active partners that agreed to be named to people, alphabetically."""
+    rows = Partner.objects.filter(is_active=True, listed_publicly=True).values_list(
+        "public_name", "name"
+    )
+    return sorted((public or name for public, name in rows), key=str.casefold)
