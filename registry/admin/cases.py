@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from registry.admin.base import ReadOnlyAdmin, ReadOnlyInline
@@ -81,12 +81,13 @@ class WithdrawalAckInline(ReadOnlyInline):
     model = WithdrawalAck
     verbose_name = "partner confirmation of the withdrawal"
     verbose_name_plural = "partner confirmations of the withdrawal"
-    # Partners are named by id here (registry does not depend on api); the "Withdrawal
-    # acknowledgements" page of the partner API's admin names them.
-    readonly_fields = ("partner_id", "acknowledged_at")
+    readonly_fields = ("partner", "acknowledged_at")
     fields = readonly_fields
     ordering = ("acknowledged_at",)
     show_change_link = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WithdrawalAck]:
+        return super().get_queryset(request).select_related("partner")
 
 
 @admin.register(RegisteredImage)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from registry.admin.base import ReadOnlyAdmin
-from registry.models import Partner, WebhookDelivery, WithdrawalAck
+from registry.models import WebhookDelivery, WithdrawalAck
 
 
 @admin.register(WebhookDelivery)
@@ -52,8 +52,8 @@ class WithdrawalAckAdmin(ReadOnlyAdmin):
     search_fields = ["image__case__reference"]
     readonly_fields = ("image", "partner_id", "partner_name", "acknowledged_at")
     fields = readonly_fields
+    list_select_related = ["partner", "image"]
 
-    @admin.display(description="partner")
+    @admin.display(description="partner", ordering="partner__name")
     def partner_name(self, obj: WithdrawalAck) -> str:
-        partner = Partner.objects.filter(pk=obj.partner_id).first()
-        return partner.name if partner else f"partner {obj.partner_id}"
+        return obj.partner.name

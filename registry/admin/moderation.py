@@ -118,6 +118,30 @@ class ReviewQueueAdmin(ReadOnlyAdmin):
     fields = readonly_fields
     inlines = [DecisionInline]
     actions = ["suspend", "reinstate", "dismiss", "accept", "reject"]
+    # An item's own page offers the decisions its status allows (each still asks a reason).
+    change_form_template = "admin/rempart/review_item.html"
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        image = self.get_object(request, object_id)
+        decisions = []
+        if image is not None and roles.is_reviewer(request.user):
+            decisions = [
+                (decision.value, decision.label)
+                for decision in ReviewDecision.Decision
+                if review.decision_allowed(decision=decision, status=image.status)
+            ]
+        context = {
+            **(extra_context or {}),
+            "decisions": decisions,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return super().change_view(request, object_id, form_url, context)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return roles.is_reviewer(request.user)
@@ -133,7 +157,7 @@ class ReviewQueueAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReviewQueueImage]:
         queryset: QuerySet[ReviewQueueImage] = super().get_queryset(request)
         return (
-            queryset.select_related("case")
+            queryset.select_related("case", "submitted_by_partner")
             .prefetch_related("hashes")
             .annotate(
                 since=Coalesce("disputed_at", "created_at"),
@@ -150,7 +174,7 @@ class ReviewQueueAdmin(ReadOnlyAdmin):
     def origin(self, obj: RegisteredImage) -> str:
         if obj.case_id is not None:
             return f"case {obj.case.reference}" if obj.case else f"case {obj.case_id}"
-        return f"partner {obj.submitted_by_partner} (submitted)"
+        return f"{obj.submitted_by_partner} (a partner's submission)"
 
     @admin.display(description="why in the queue")
     def queue_reason(self, obj: RegisteredImage) -> str:

@@ -174,7 +174,7 @@ class RegisteredImage(models.Model):
 
     def __str__(self) -> str:
         origin = (
-            f"case {self.case_id}" if self.case_id else f"partner {self.submitted_by_partner_id}"
+            f"case {self.case_id}" if self.case_id else f"submitted by {self.submitted_by_partner}"
         )
         return f"Image {self.pk} ({origin})"
 
