@@ -28,11 +28,11 @@ import numpy as np
 import pdqhash
 from PIL import Image
 
+from registry.codes import TERMS_VERSION
 from registry.pdq import DIHEDRAL_VARIANTS, MIN_QUALITY, InvalidHash, check_bits
 from registry.pixels import pdq_pixels
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-TERMS_VERSION = "2026-11"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import secrets
 
+# The version of the consent text a person attests to (the register page, the partner client),
+# recorded with each case. Change it whenever that text changes in meaning.
+TERMS_VERSION = "2026-11"
+
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _READS_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Length
 from django.db.models.lookups import Exact
+from django.utils.translation import gettext_lazy
 
 from registry.pdq import DIHEDRAL_VARIANTS, HASH_BYTES, truncated
 
@@ -58,8 +59,9 @@ class ConsentRecord(models.Model):
     """
 
     class Scope(models.TextChoices):
-        INTIMATE = "intimate", "Intimate image: do not publish"
-        NO_SEXUAL_EDIT = "no_sexual_edit", "Ordinary photo: no sexualised AI edits"
+        # The labels people read on the pages and receipts, in their language.
+        INTIMATE = "intimate", gettext_lazy("Intimate image: never publish it")
+        NO_SEXUAL_EDIT = "no_sexual_edit", gettext_lazy("Ordinary photo: no sexualised AI edits")
 
     class Language(models.TextChoices):
         ENGLISH = "en", "English"

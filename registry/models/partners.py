@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from registry.models.cases import ConsentRecord
+
 
 def _default_sync_scopes() -> list[str]:
     return ["intimate"]
@@ -50,6 +52,15 @@ class Partner(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def received_scopes(self) -> list[str]:
+        """The scopes whose images this partner receives, in the feeds and the webhooks alike:
+        the known scopes of ``sync_scopes``, or intimate images when it holds no list."""
+        chosen = self.sync_scopes
+        if not isinstance(chosen, list):
+            return [ConsentRecord.Scope.INTIMATE]
+        return [scope for scope in chosen if scope in ConsentRecord.Scope.values]
 
 
 class PartnerKeyQuerySet(models.QuerySet["PartnerKey"]):

@@ -6,18 +6,15 @@ import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from registry.models import Change, ConsentRecord, Disclosure, ImageHash, Partner, RegisteredImage
+from registry.models import Change, Disclosure, ImageHash, Partner, RegisteredImage
 from registry.selectors.changes import change_page
 from registry.selectors.matches import hash_holders, image_hashes
 from registry.services.distribution import disclosure_record
 
 
 def partner_sync_scopes(partner: Partner) -> list[str]:
-    """The scopes whose images ``partner`` receives in the feeds (intimate if unset or odd)."""
-    chosen = partner.sync_scopes
-    if not isinstance(chosen, list):
-        return [ConsentRecord.Scope.INTIMATE]
-    return [scope for scope in chosen if scope in ConsentRecord.Scope.values]
+    """The scopes whose images ``partner`` receives (Partner.received_scopes)."""
+    return partner.received_scopes
 
 
 @dataclass(frozen=True, slots=True)

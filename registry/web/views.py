@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -36,15 +36,10 @@ from registry.web.errors import error_message, json_error, json_errors
 from registry.web.help import help_resources
 from registry.web.idempotency import idempotent_page_call
 
-# The version of the consent text on the register page (the attestations): recorded with each
-# case. Change it whenever that text changes in meaning.
-TERMS_VERSION = "2026-11"
 _LANGUAGES = frozenset(ConsentRecord.Language.values)
 
-SCOPE_LABELS: dict[str, Any] = {
-    ConsentRecord.Scope.INTIMATE: gettext_lazy("Intimate image: never publish it"),
-    ConsentRecord.Scope.NO_SEXUAL_EDIT: gettext_lazy("Ordinary photo: no sexualised AI edits"),
-}
+# What each protection is called on the pages: the model's own labels.
+SCOPE_LABELS: dict[str, Any] = dict(ConsentRecord.Scope.choices)
 
 
 def _language() -> str:
@@ -164,7 +159,7 @@ def register_submit(request: HttpRequest) -> HttpResponse:
     created = services.case_create(
         scope=str(scope),
         attestations=attestations,
-        terms_version=TERMS_VERSION,
+        terms_version=codes.TERMS_VERSION,
         language=_language(),
         images=images,
     )

@@ -81,8 +81,7 @@ def _derive_for_partner(partner: Partner) -> list[WebhookDelivery]:
         changes = changes.filter(created_at__gte=partner.created_at)
     else:
         changes = changes.filter(pk__gt=last)
-    scopes = [scope for scope in (partner.sync_scopes or []) if isinstance(scope, str)]
-    changes = changes.filter(image__scope__in=scopes)
+    changes = changes.filter(image__scope__in=partner.received_scopes)
     now = timezone.now()
     rows: list[WebhookDelivery] = []
     for change in changes[:DISPATCH_BATCH]:

@@ -58,7 +58,7 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
 

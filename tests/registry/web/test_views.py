@@ -20,11 +20,11 @@ from django.test import Client
 from django.test.utils import override_settings
 
 from registry import receipts
+from registry.codes import TERMS_VERSION
 from registry.models import AuditEvent, Case, ConsentRecord, ImageHash, RegisteredImage
 from registry.pdq import fingerprint
 from registry.receipts import VerificationStatus
 from registry.web.help import help_resources
-from registry.web.views import TERMS_VERSION
 from tests.factories import RegisteredCase, dihedral_payload, random_dihedral, random_hash
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PAGES = ["/", "/register", "/status", "/receipt/verify"]
 FRENCH = {"Accept-Language": "fr-FR,fr;q=0.9"}
 ENGLISH = {"Accept-Language": "en-GB,en;q=0.9"}

@@ -637,7 +637,7 @@ def test_a_claimed_delivery_does_not_block_the_partners_other_deliveries(
 
 
 def test_the_verification_snippet_of_the_partner_guide_accepts_ours_and_refuses_a_forgery() -> None:
-    guide = (Path(__file__).resolve().parents[2] / "docs" / "partners.md").read_text()
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "partners.md").read_text()
     webhooks = guide[guide.index("webhooks, and confirming withdrawals") :]
     (snippet,) = re.findall(r"```py\n(.*?)```", webhooks, flags=re.DOTALL)
     namespace: dict[str, Any] = {}
