@@ -33,6 +33,7 @@ from registry.exceptions import CaseAccessDenied, CaseCheckLimited, TooManyImage
 from registry.models import Case, ConsentRecord
 from registry.pdq import MIN_QUALITY, DihedralHashes, InvalidHash, parse_dihedral
 from registry.ratelimits import client_digest, over_limit
+from registry.web import receipt_pages
 from registry.web.errors import RequestError, error_message, json_error, json_errors
 from registry.web.help import help_resources
 
@@ -139,21 +140,18 @@ def _receipt_response(
         scope=case.consent.scope,
         hashes=[image.hashes[0] for image in images],
     )
-    html = render_to_string(
-        "registry/_receipt.html",
-        {
-            "receipt": receipt,
-            "receipt_text": receipt.text(),
-            "scope_label": SCOPE_LABELS.get(receipt.scope, receipt.scope),
-            "secret": secret,
-            "registered": event == receipts.ReceiptEvent.REGISTERED,
-        },
-        request=request,
-    )
+    context = {
+        "receipt": receipt,
+        "receipt_text": receipt.text(),
+        "scope_label": SCOPE_LABELS.get(receipt.scope, receipt.scope),
+        "secret": secret,
+        "registered": event == receipts.ReceiptEvent.REGISTERED,
+    }
     body: dict[str, Any] = {
         "case_reference": case.reference,
         "receipt": receipt.text(),
-        "receipt_html": html,
+        "receipt_html": render_to_string(receipt_pages.TEMPLATE, context, request=request),
+        "receipt_html_by_language": receipt_pages.receipt_html_by_language(request, context),
     }
     if secret is not None:
         body["case_secret"] = secret

@@ -283,6 +283,21 @@ def test_a_registration_opens_a_case_and_answers_a_signed_receipt(client: Client
     assert "Vos photos sont enregistrées" in html
 
 
+def test_the_receipt_comes_in_every_language_for_the_language_switch(client: Client) -> None:
+    answer = json.loads(post_json(client, "/register/submit", registration(1)).content)
+
+    by_language = answer["receipt_html_by_language"]
+    assert set(by_language) == {"en", "fr"}
+    assert "Your photos are registered" in by_language["en"]
+    assert "Vos photos sont enregistrées" in by_language["fr"]
+    # The protection's label too (a lazy translation, rendered in each language).
+    assert "Image intime" in by_language["fr"]
+    assert "Intimate image" in by_language["en"]
+    for html in by_language.values():
+        assert f'data-case-secret="{answer["case_secret"]}"' in html
+        assert "data-secret-saved" in html
+
+
 def credentials_of(case: Case, secret: str) -> dict[str, str]:
     return {"case_reference": case.reference, "case_secret": secret}
 
