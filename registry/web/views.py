@@ -33,7 +33,7 @@ from registry.exceptions import CaseAccessDenied, CaseCheckLimited, TooManyImage
 from registry.models import Case, ConsentRecord
 from registry.pdq import MIN_QUALITY, DihedralHashes, InvalidHash, parse_dihedral
 from registry.ratelimits import client_digest, over_limit
-from registry.web import receipt_pages
+from registry.web import receipt_pages, withdrawal
 from registry.web.errors import RequestError, error_message, json_error, json_errors
 from registry.web.help import help_resources
 
@@ -222,7 +222,12 @@ def _check(request: HttpRequest, credentials: _Credentials) -> Case:
 
 
 def _case_page(
-    request: HttpRequest, template: str, case: Case, credentials: _Credentials, status: int = 200
+    request: HttpRequest,
+    template: str,
+    case: Case,
+    credentials: _Credentials,
+    status: int = 200,
+    extra: Mapping[str, Any] | None = None,
 ) -> HttpResponse:
     summary = selectors.case_summary(case=case)
     context = {
@@ -234,6 +239,7 @@ def _case_page(
             "reference": case.reference,
             "secret": codes.normalise_secret(credentials.secret) or credentials.secret,
         },
+        **(extra or {}),
     }
     return render(request, template, context, status=status)
 
@@ -282,7 +288,19 @@ def status_withdraw(request: HttpRequest) -> HttpResponse:
     if request.POST.get("confirm") != "yes":
         return _case_page(request, "registry/withdraw_confirm.html", case, credentials)
     services.case_withdraw(case=case)
-    return _case_page(request, "registry/withdrawn.html", case, credentials)
+    case.refresh_from_db()
+    receipt = withdrawal.withdrawal_receipt(case=case)
+    return _case_page(
+        request,
+        "registry/withdrawn.html",
+        case,
+        credentials,
+        extra={
+            "receipt": receipt,
+            "receipt_text": receipt.text() if receipt else "",
+            "retention_days": settings.TOMBSTONE_RETENTION_DAYS,
+        },
+    )
 
 
 @require_POST

@@ -6,6 +6,7 @@ receipt, and every failure a page can cause is a 4xx with a message for the pers
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext
 import json
 import logging
@@ -580,6 +581,50 @@ def test_a_confirmed_withdrawal_stops_matching_and_says_so(
     again = client.post("/status/withdraw", {**credentials(person), "confirm": "yes"})
     assert again.status_code == 200
     assert AuditEvent.objects.filter(action=AuditEvent.Action.CASE_WITHDRAWN).count() == 1
+
+
+def test_a_withdrawal_answers_a_signed_receipt_that_says_when_the_hashes_go(
+    client: Client, person: RegisteredCase
+) -> None:
+    response = client.post(
+        "/status/withdraw", {**credentials(person), "confirm": "yes"}, headers=ENGLISH
+    )
+    html = response.content.decode()
+
+    person.case.refresh_from_db()
+    withdrawn_at = person.case.withdrawn_at
+    assert withdrawn_at is not None
+    text = re.search(r"<pre[^>]*data-receipt-text>(.*?)</pre>", html, flags=re.DOTALL)
+    assert text is not None
+    verification = receipts.receipt_verify(text.group(1))
+    assert verification.status is VerificationStatus.VALID
+    receipt = verification.receipt
+    assert receipt is not None
+    assert receipt.event == "withdrawn"
+    assert receipt.reference == person.case.reference
+    assert receipt.issued_at == withdrawn_at.replace(microsecond=0)
+    assert receipt.photos == person.case.images.count()
+    expected = withdrawn_at + dt.timedelta(days=settings.TOMBSTONE_RETENTION_DAYS)
+    assert receipt.hashes_deleted_after == expected.replace(microsecond=0)
+    assert person.secret not in html.split("data-withdrawal-receipt", 1)[1].split("</section>")[0]
+    assert "told of the withdrawal at the same moment" in html
+
+    # Checked on the verify page, it reads as a withdrawal.
+    verified = client.post("/receipt/verify", {"receipt": text.group(1)}, headers=FRENCH)
+    assert 'data-receipt-event="withdrawn"' in verified.content.decode()
+    assert "Retrait" in verified.content.decode()
+
+
+def test_no_withdrawal_receipt_once_the_hashes_are_deleted(
+    client: Client, person: RegisteredCase
+) -> None:
+    client.post("/status/withdraw", {**credentials(person), "confirm": "yes"})
+    ImageHash.objects.filter(image__case=person.case).delete()
+
+    again = client.post("/status/withdraw", {**credentials(person), "confirm": "yes"})
+
+    assert again.status_code == 200
+    assert "data-withdrawal-receipt" not in again.content.decode()
 
 
 def test_a_withdrawn_case_shows_as_withdrawn_without_actions(
