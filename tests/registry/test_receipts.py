@@ -295,7 +295,7 @@ def test_a_changed_deletion_date_breaks_the_withdrawal_receipt() -> None:
 def test_only_a_withdrawal_receipt_says_when_hashes_are_deleted(
     event: ReceiptEvent, deleted_after: dt.datetime | None
 ) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"aware|a withdrawal receipt"):
         receipt_sign(
             reference="RMP-7K3QD-M9X2A",
             event=event,
