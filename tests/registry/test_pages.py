@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils.html import escape
+from pytest_django.fixtures import Settings as SettingsWrapper
+
+ENGLISH = {"Accept-Language": "en-GB,en;q=0.9"}
+FRENCH = {"Accept-Language": "fr-FR,fr;q=0.9"}
 
 
 @pytest.mark.django_db
@@ -17,3 +22,84 @@ def test_health_answers_ok() -> None:
     response = Client().get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+# --- Who runs the registry: the legal notice and the privacy notice --------------------------
+
+OPERATOR = {
+    "OPERATOR_NAME": "Association Exemple",
+    "OPERATOR_ADDRESS": "1 rue de l'Exemple, 75001 Paris",
+    "OPERATOR_CONTACT_EMAIL": "contact@registry.example.org",
+    "OPERATOR_PUBLICATION_DIRECTOR": "Camille Exemple",
+    "OPERATOR_HOST": "Hébergeur Exemple, 2 avenue de l'Exemple, 59100 Roubaix",
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/legal", "/privacy"])
+def test_the_notices_say_plainly_what_the_operator_must_fill_in(
+    path: str, settings: SettingsWrapper
+) -> None:
+    for name in OPERATOR:
+        setattr(settings, name, "")
+
+    english = Client().get(path, headers=ENGLISH).content.decode()
+    french = Client().get(path, headers=FRENCH).content.decode()
+
+    assert 'data-unset="OPERATOR_NAME"' in english
+    assert "To be filled in by the operator before production (OPERATOR_NAME)" in english
+    assert "À compléter par l’exploitant avant la mise en production" in french
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/legal", "/privacy"])
+def test_the_notices_name_the_operator_once_set(path: str, settings: SettingsWrapper) -> None:
+    for name, value in OPERATOR.items():
+        setattr(settings, name, value)
+
+    html = Client().get(path, headers=ENGLISH).content.decode()
+
+    assert "data-unset" not in html
+    assert "Association Exemple" in html
+    assert 'href="mailto:contact@registry.example.org"' in html
+    assert escape(OPERATOR["OPERATOR_HOST"]) in html
+
+
+@pytest.mark.django_db
+def test_the_privacy_notice_gives_the_basis_periods_rights_and_authority(
+    settings: SettingsWrapper,
+) -> None:
+    settings.TOMBSTONE_RETENTION_DAYS = 60
+    english = Client().get("/privacy", headers=ENGLISH).content.decode()
+    french = Client().get("/privacy", headers=FRENCH).content.decode()
+
+    assert "sex life" in english
+    assert "explicit consent (articles 6(1)(a) and 9(2)(a) of the GDPR)" in english
+    assert "the fingerprints are kept 60 days more" in english
+    assert "Never your photos, your name, your contact details or your IP address." in english
+    assert "withdraw your consent" in english
+    assert 'href="https://www.cnil.fr/fr/plaintes"' in english
+    assert "CNIL" in english
+    assert "consentement explicite" in french
+    assert "conservées 60\u00a0jours de plus" in french
+    assert "Vos droits" in french
+
+
+@pytest.mark.django_db
+def test_every_page_links_the_notices_from_its_footer() -> None:
+    html = Client().get("/register", headers=FRENCH).content.decode()
+    footer = html.split('<footer class="site-footer">', 1)[1]
+
+    assert '<a href="/privacy">Politique de confidentialité</a>' in footer
+    assert '<a href="/legal">Mentions légales</a>' in footer
+
+
+@pytest.mark.django_db
+def test_the_quick_exit_leaves_for_the_operators_neutral_site(settings: SettingsWrapper) -> None:
+    settings.QUICK_EXIT_URL = "https://weather.example.org/"
+
+    response = Client().get("/leave")
+
+    assert response.status_code == 302
+    assert response["Location"] == "https://weather.example.org/"
+    assert "no-store" in response["Cache-Control"]
