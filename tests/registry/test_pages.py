@@ -48,7 +48,7 @@ def test_the_notices_say_plainly_what_the_operator_must_fill_in(
 
     assert 'data-unset="OPERATOR_NAME"' in english
     assert "To be filled in by the operator before production (OPERATOR_NAME)" in english
-    assert "À compléter par l’exploitant avant la mise en production" in french
+    assert "À compléter par l\u2019exploitant avant la mise en production" in french
 
 
 @pytest.mark.django_db
