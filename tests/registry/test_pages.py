@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+import time_machine
 from django.test import Client
 from django.utils.html import escape
 from pytest_django.fixtures import Settings as SettingsWrapper
@@ -103,3 +106,21 @@ def test_the_quick_exit_leaves_for_the_operators_neutral_site(settings: Settings
     assert response.status_code == 302
     assert response["Location"] == "https://weather.example.org/"
     assert "no-store" in response["Cache-Control"]
+
+
+# --- Transparency ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_transparency_page_says_when_its_figures_were_computed() -> None:
+    computed = dt.datetime(2026, 12, 1, 9, 15, 30, tzinfo=dt.UTC)
+    with time_machine.travel(computed, tick=False):
+        first = Client().get("/transparency", headers=ENGLISH).content.decode()
+    with time_machine.travel(computed + dt.timedelta(minutes=2), tick=False):
+        cached = Client().get("/transparency", headers=FRENCH).content.decode()
+
+    assert 'data-computed-at="2026-12-01T09:15:30+00:00"' in first
+    assert "These figures were computed on" in first
+    # Two minutes later the figures come from the cache: the time is still theirs.
+    assert 'data-computed-at="2026-12-01T09:15:30+00:00"' in cached
+    assert "Ces chiffres ont été calculés le" in cached
