@@ -20,7 +20,6 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import get_language, gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -74,7 +73,11 @@ def _picker_context() -> dict[str, Any]:
 @ensure_csrf_cookie
 def register(request: HttpRequest) -> HttpResponse:
     """Choose photos (hashed in the browser), the protection and the attestations; submit."""
-    return render(request, "registry/register.html", _picker_context())
+    context = {
+        **_picker_context(),
+        "minor_help": help_resources(_language()).for_minors(),
+    }
+    return render(request, "registry/register.html", context)
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -146,11 +149,12 @@ def _receipt_response(
         "scope_label": SCOPE_LABELS.get(receipt.scope, receipt.scope),
         "secret": secret,
         "registered": event == receipts.ReceiptEvent.REGISTERED,
+        "minor_depicted": case.consent.minor_depicted,
     }
     body: dict[str, Any] = {
         "case_reference": case.reference,
         "receipt": receipt.text(),
-        "receipt_html": render_to_string(receipt_pages.TEMPLATE, context, request=request),
+        "receipt_html": receipt_pages.receipt_html(request, context),
         "receipt_html_by_language": receipt_pages.receipt_html_by_language(request, context),
     }
     if secret is not None:

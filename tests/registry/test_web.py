@@ -830,3 +830,53 @@ def test_verification_refuses_a_post_without_the_csrf_token() -> None:
     response = Client(enforce_csrf_checks=True).post("/receipt/verify", {"receipt": "x"})
 
     assert response.status_code == 403
+
+
+# --- Minors ---------------------------------------------------------------------------------
+
+
+def test_the_register_page_holds_the_next_steps_for_minors(client: Client) -> None:
+    html = client.get("/register", headers=FRENCH).content.decode()
+    panel = html.split("data-minor-help", 1)[1].split("</section>", 1)[0]
+
+    assert "Si la personne avait moins de 18" in panel
+    for address in [
+        "tel:3018",
+        "tel:119",
+        "https://www.pointdecontact.net/",
+        "https://www.internet-signalement.gouv.fr/",
+        "https://takeitdown.ncmec.org/",
+    ]:
+        assert f'href="{address}"' in panel, address
+    assert "tel:17" not in panel  # Help for every case, not for minors in particular.
+
+
+@pytest.mark.parametrize("minor", [True, False])
+def test_the_receipt_of_a_minors_photos_offers_the_next_steps(client: Client, minor: bool) -> None:
+    body = registration(1)
+    body["attestations"]["minor_depicted"] = minor
+
+    answer = json.loads(post_json(client, "/register/submit", body, headers=ENGLISH).content)
+
+    assert ("data-minor-help" in answer["receipt_html"]) is minor
+    assert ("Point de Contact" in answer["receipt_html"]) is minor
+    assert ("Si la personne avait moins de 18" in answer["receipt_html_by_language"]["fr"]) is minor
+
+
+def test_a_help_file_that_marks_minors_wrongly_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "help.json"
+    path.write_text(
+        json.dumps(
+            {
+                "regions": [
+                    {
+                        "title": "X",
+                        "resources": [{"name": "A", "description": "B", "minors": "yes"}],
+                    }
+                ]
+            }
+        )
+    )
+
+    # The bundled file is used instead, with its resources for minors.
+    assert len(help_resources("en", path).for_minors()) == 5

@@ -1,4 +1,5 @@
-"""The register page in a real Chromium: the secret is not lost, errors follow the corrections.
+"""The register page in a real Chromium: the secret is not lost, errors follow the corrections,
+"under 18: yes" shows where to find help, nothing overflows a narrow phone.
 
 The receipt and its secret, shown only once, replace the form at the same address: leaving or
 reloading the page asks first until the person says they saved the secret, and the language
@@ -157,3 +158,34 @@ def test_the_french_summary_counts_its_points(site: SiteOpener) -> None:
     page.locator("#scope-intimate").check()
     page.locator("#minor-no").check()
     expect(page.locator("[data-error-summary] h2")).to_have_text("Un point demande votre attention")
+
+
+def test_under_18_yes_shows_the_help_for_minors_and_no_takes_it_away(site: SiteOpener) -> None:
+    page, log = site(locale="fr-FR")
+    page.goto(log.origin + "/register")
+    panel = page.locator("[data-register-form] [data-minor-help]")
+    expect(panel).to_be_hidden()
+
+    page.locator("#minor-yes").check()
+    expect(panel).to_be_visible()
+    expect(panel.get_by_role("heading", level=3)).to_have_text(
+        "Si la personne avait moins de 18\u00a0ans"
+    )
+    expect(panel.get_by_role("link", name="Appeler le 119")).to_have_attribute("href", "tel:119")
+    expect(panel.get_by_role("link", name="pointdecontact.net")).to_be_visible()
+    expect(panel.get_by_role("link", name="takeitdown.ncmec.org")).to_be_visible()
+
+    page.locator("#minor-no").check()
+    expect(panel).to_be_hidden()
+
+
+@pytest.mark.parametrize("path", ["/", "/register", "/privacy", "/transparency"])
+@pytest.mark.parametrize("locale", ["en-GB", "fr-FR"])
+def test_nothing_overflows_a_320_pixel_screen(site: SiteOpener, path: str, locale: str) -> None:
+    page, log = site(locale=locale, viewport={"width": 320, "height": 640})
+    page.goto(log.origin + path)
+    if path == "/register":
+        page.locator("#minor-yes").check()
+
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 320, f"{path} is {width} px wide"
