@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 
 from registry import stats
 from registry.charts import chart_views
+from registry.web import dates
 
 logger = logging.getLogger(__name__)
 CACHE_SECONDS = 300
@@ -66,7 +67,10 @@ def transparency(request: HttpRequest) -> HttpResponse:
             "stats": figures,
             "days": len(figures.days),
             "charts": chart_views(figures),
+            "first_day": dates.long_date(figures.days[0]),
+            "last_day": dates.long_date(figures.days[-1]),
             "computed_at": computed_at,
+            "computed_at_text": dates.long_datetime(computed_at),
             "refresh_minutes": CACHE_SECONDS // 60,
         },
     )

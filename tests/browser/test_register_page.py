@@ -1,5 +1,5 @@
 """The register page in a real Chromium: the secret is not lost, errors follow the corrections,
-"under 18: yes" shows where to find help, nothing overflows a narrow phone.
+"under 18: yes" shows where to find help.
 
 The receipt and its secret, shown only once, replace the form at the same address: leaving or
 reloading the page asks first until the person says they saved the secret, and the language
@@ -177,15 +177,3 @@ def test_under_18_yes_shows_the_help_for_minors_and_no_takes_it_away(site: SiteO
 
     page.locator("#minor-no").check()
     expect(panel).to_be_hidden()
-
-
-@pytest.mark.parametrize("path", ["/", "/register", "/privacy", "/transparency"])
-@pytest.mark.parametrize("locale", ["en-GB", "fr-FR"])
-def test_nothing_overflows_a_320_pixel_screen(site: SiteOpener, path: str, locale: str) -> None:
-    page, log = site(locale=locale, viewport={"width": 320, "height": 640})
-    page.goto(log.origin + path)
-    if path == "/register":
-        page.locator("#minor-yes").check()
-
-    width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= 320, f"{path} is {width} px wide"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.test import Client
 from django.utils.html import escape
 from pytest_django.fixtures import Settings as SettingsWrapper
@@ -124,3 +126,18 @@ def test_the_transparency_page_says_when_its_figures_were_computed() -> None:
     # Two minutes later the figures come from the cache: the time is still theirs.
     assert 'data-computed-at="2026-12-01T09:15:30+00:00"' in cached
     assert "Ces chiffres ont été calculés le" in cached
+
+
+@pytest.mark.django_db
+def test_french_dates_write_the_first_of_the_month_1er_and_legends_a_narrow_space() -> None:
+    with time_machine.travel(dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC), tick=False):
+        french = Client().get("/transparency", headers=FRENCH).content.decode()
+        cache.clear()
+        english = Client().get("/transparency", headers=ENGLISH).content.decode()
+
+    assert "au 1er décembre 2026" in french
+    assert " 1 décembre" not in french
+    assert "to 1 December 2026" in english
+    # A legend's figure follows a narrow no-break space and a colon in French, a colon in English.
+    assert re.search(r"</svg>\s*[^<]+\u202f: \d+</li>", french)
+    assert re.search(r"</svg>\s*[^<\u202f]+: \d+</li>", english)

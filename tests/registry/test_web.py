@@ -109,7 +109,7 @@ def test_every_page_is_served_with_a_strict_policy_and_no_inline_code(
     [
         ("/", "Stop your photos from being published", "Empêchez la publication"),
         ("/register", "Protect my photos", "Protéger mes photos"),
-        ("/status", "Lost your secret?", "Code secret perdu\u00a0?"),
+        ("/status", "Lost your secret?", "Code secret perdu\u202f?"),
         ("/receipt/verify", "Check a receipt", "Vérifier un reçu"),
     ],
 )
