@@ -1,4 +1,5 @@
-"""Signed receipts: what a person keeps, and can attach to a complaint, after registering photos.
+"""Signed receipts: what a person keeps, and can attach to a complaint, after registering photos,
+adding some, or withdrawing their case.
 
 A receipt is a short text that the service signs with Ed25519. It says which case, when, under
 which protection, and how many photos, each by a short fingerprint of its hash
@@ -22,6 +23,12 @@ line wrapped over several lines. Every other change to the text breaks the signa
     Photo 2: 8e1d44c0a925
     Key: 5d1e0c9a2b7f4e61
     Signature: <base64 of 64 bytes>
+
+A withdrawal receipt (``Event: withdrawn``) names the photos the withdrawal ended, dated when
+matching stopped, and adds, before ``Key``, the date after which the registry deletes their hash
+values (the withdrawal plus TOMBSTONE_RETENTION_DAYS, docs/privacy.md):
+
+    Hashes deleted after: 2027-01-08T19:32:05Z
 
 The signature covers the UTF-8 bytes of every line before ``Signature``, each followed by a line
 feed. ``Key`` names the signing key (16 hex digits of the SHA-256 of its public key), so that
@@ -61,10 +68,11 @@ _DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class ReceiptEvent(enum.StrEnum):
-    """What the receipt attests: a new case, or photos added to a case."""
+    """What the receipt attests: a new case, photos added to a case, or its withdrawal."""
 
     REGISTERED = "registered"
     PHOTOS_ADDED = "photos-added"
+    WITHDRAWN = "withdrawn"
 
 
 class VerificationStatus(enum.StrEnum):
@@ -87,6 +95,8 @@ class Receipt:
     fingerprints: tuple[str, ...]
     key_id: str
     signature: str
+    # Withdrawal receipts only: when the registry deletes the photos' hash values.
+    hashes_deleted_after: dt.datetime | None = None
 
     @property
     def photos(self) -> int:
@@ -113,12 +123,21 @@ def _signed_lines(receipt: Receipt) -> list[str]:
         f"Service: {receipt.service}",
         f"Reference: {receipt.reference}",
         f"Event: {receipt.event}",
-        f"Date: {receipt.issued_at.astimezone(dt.UTC).strftime(_DATE_FORMAT)}",
+        f"Date: {_date(receipt.issued_at)}",
         f"Protection: {receipt.scope}",
         f"Photos: {receipt.photos}",
         *(f"Photo {n}: {value}" for n, value in enumerate(receipt.fingerprints, start=1)),
+        *(
+            [f"Hashes deleted after: {_date(receipt.hashes_deleted_after)}"]
+            if receipt.hashes_deleted_after is not None
+            else []
+        ),
         f"Key: {receipt.key_id}",
     ]
+
+
+def _date(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime(_DATE_FORMAT)
 
 
 def _message(lines: Sequence[str]) -> bytes:
@@ -189,14 +208,20 @@ def receipt_sign(
     issued_at: dt.datetime,
     scope: str,
     hashes: Sequence[bytes],
+    hashes_deleted_after: dt.datetime | None = None,
 ) -> Receipt:
     """Sign a receipt for the photos whose original hashes are ``hashes``.
 
-    ``issued_at`` must be timezone-aware; the receipt keeps it to the second, in UTC. Nothing is
-    stored: the same inputs give the same receipt (Ed25519 signatures are deterministic).
+    ``issued_at`` (and ``hashes_deleted_after``, given for a withdrawal only) must be
+    timezone-aware; the receipt keeps them to the second, in UTC. Nothing is stored: the same
+    inputs give the same receipt (Ed25519 signatures are deterministic).
     """
     if issued_at.tzinfo is None:
         raise ValueError("issued_at must be timezone-aware")
+    if hashes_deleted_after is not None and hashes_deleted_after.tzinfo is None:
+        raise ValueError("hashes_deleted_after must be timezone-aware")
+    if (hashes_deleted_after is not None) != (event == ReceiptEvent.WITHDRAWN):
+        raise ValueError("a withdrawal receipt, and only one, says when hashes are deleted")
     key = signing_key()
     unsigned = Receipt(
         service=settings.SITE_ROOT,
@@ -207,6 +232,11 @@ def receipt_sign(
         fingerprints=tuple(fingerprint(value) for value in hashes),
         key_id=key_id(key.public_key()),
         signature="",
+        hashes_deleted_after=(
+            None
+            if hashes_deleted_after is None
+            else hashes_deleted_after.astimezone(dt.UTC).replace(microsecond=0)
+        ),
     )
     signature = key.sign(_message(_signed_lines(unsigned)))
     return Receipt(
@@ -218,6 +248,7 @@ def receipt_sign(
         fingerprints=unsigned.fingerprints,
         key_id=unsigned.key_id,
         signature=base64.b64encode(signature).decode("ascii"),
+        hashes_deleted_after=unsigned.hashes_deleted_after,
     )
 
 
@@ -292,6 +323,7 @@ def _parse_signed(lines: Sequence[str], fields: dict[str, str], signature: str) 
         issued_at = dt.datetime.strptime(fields["Date"], _DATE_FORMAT).replace(tzinfo=dt.UTC)
         count = int(fields["Photos"])
         fingerprints = tuple(fields[f"Photo {n}"] for n in range(1, count + 1))
+        deleted = fields.get("Hashes deleted after")
         receipt = Receipt(
             service=fields["Service"],
             reference=fields["Reference"],
@@ -301,6 +333,11 @@ def _parse_signed(lines: Sequence[str], fields: dict[str, str], signature: str) 
             fingerprints=fingerprints,
             key_id=fields["Key"],
             signature=signature,
+            hashes_deleted_after=(
+                None
+                if deleted is None
+                else dt.datetime.strptime(deleted, _DATE_FORMAT).replace(tzinfo=dt.UTC)
+            ),
         )
     except (KeyError, ValueError):
         return None

@@ -363,6 +363,32 @@ for _name, _keys in [
 HELP_RESOURCES_FILE = Path(
     env_str("HELP_RESOURCES_FILE", "") or BASE_DIR / "registry" / "data" / "help_resources.json"
 )
+# Who runs this registry, as the legal notice (/legal) and the privacy notice (/privacy) say.
+# Empty, the pages show that the operator must fill them in, and `manage.py check --deploy`
+# warns (registry.W002) until every one but the optional OPERATOR_DPO_EMAIL is set.
+OPERATOR_NAME = env_str("OPERATOR_NAME", "").strip()
+OPERATOR_ADDRESS = env_str("OPERATOR_ADDRESS", "").strip()
+OPERATOR_CONTACT_EMAIL = env_str("OPERATOR_CONTACT_EMAIL", "").strip()
+OPERATOR_DPO_EMAIL = env_str("OPERATOR_DPO_EMAIL", "").strip()
+OPERATOR_PUBLICATION_DIRECTOR = env_str("OPERATOR_PUBLICATION_DIRECTOR", "").strip()
+OPERATOR_HOST = env_str("OPERATOR_HOST", "").strip()
+# The data protection authority a person may complain to, and its complaints page.
+# Empty: the CNIL, France's.
+OPERATOR_SUPERVISORY_AUTHORITY = env_str("OPERATOR_SUPERVISORY_AUTHORITY", "").strip() or (
+    "CNIL (Commission nationale de l'informatique et des libertés), 3 place de Fontenoy, "
+    "TSA 80715, 75334 Paris Cedex 07, France"
+)
+OPERATOR_SUPERVISORY_AUTHORITY_URL = (
+    env_str("OPERATOR_SUPERVISORY_AUTHORITY_URL", "").strip() or "https://www.cnil.fr/fr/plaintes"
+)
+# The neutral page the quick-exit button (and Escape pressed three times) leaves for.
+QUICK_EXIT_URL = env_str("QUICK_EXIT_URL", "").strip() or "https://www.meteofrance.com/"
+for _name, _url in [
+    ("OPERATOR_SUPERVISORY_AUTHORITY_URL", OPERATOR_SUPERVISORY_AUTHORITY_URL),
+    ("QUICK_EXIT_URL", QUICK_EXIT_URL),
+]:
+    if not _url.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(f"{_name} must be an http(s):// address, not {_url!r}.")
 # A refused CSRF check answers JSON to the pages' scripts and a plain, translated page to forms.
 CSRF_FAILURE_VIEW = "registry.web.views.csrf_failure"
 

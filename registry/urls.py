@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from registry.web import health, transparency
+from registry.web import health, notices, transparency
 from registry.web import views as web
 
 urlpatterns = [
@@ -26,4 +26,7 @@ urlpatterns = [
     path("receipt/public-key.pem", web.receipt_public_key, name="receipt-public-key"),
     path("transparency", transparency.transparency, name="transparency"),
     path("transparency.csv", transparency.transparency_csv, name="transparency-csv"),
+    path("legal", notices.legal_notice, name="legal"),
+    path("privacy", notices.privacy_notice, name="privacy"),
+    path("leave", notices.quick_exit, name="quick-exit"),
 ]

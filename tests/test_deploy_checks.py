@@ -20,6 +20,11 @@ PRODUCTION_LIKE = {
     "SECURE_SSL_REDIRECT": "1",
     "INDEX_AUTOSTART": "0",
     "WITHDRAWAL_JOURNAL": "/var/lib/rempart/withdrawals.jsonl",
+    "OPERATOR_NAME": "Association Exemple",
+    "OPERATOR_ADDRESS": "1 rue de l'Exemple, 75001 Paris",
+    "OPERATOR_CONTACT_EMAIL": "contact@registry.example.org",
+    "OPERATOR_PUBLICATION_DIRECTOR": "Camille Exemple",
+    "OPERATOR_HOST": "Hébergeur Exemple, 2 avenue de l'Exemple, 59100 Roubaix",
 }
 
 
@@ -57,6 +62,20 @@ def _run_without_journal() -> subprocess.CompletedProcess[str]:
         return _manage("check", "--deploy", "--fail-level", "WARNING")
     finally:
         PRODUCTION_LIKE["WITHDRAWAL_JOURNAL"] = saved
+
+
+def test_check_deploy_warns_while_the_operator_is_not_named() -> None:
+    saved = {name: PRODUCTION_LIKE.pop(name) for name in ("OPERATOR_NAME", "OPERATOR_HOST")}
+    try:
+        result = _manage("check", "--deploy", "--fail-level", "WARNING")
+    finally:
+        PRODUCTION_LIKE.update(saved)
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "registry.W002" in output
+    assert "OPERATOR_NAME, OPERATOR_HOST not set" in output
+    assert "OPERATOR_CONTACT_EMAIL" not in output
 
 
 def test_the_openapi_schema_generates_without_a_warning_and_validates() -> None:

@@ -1,7 +1,9 @@
 """The help resources of the home page: helplines, reporting platforms, partners named publicly.
 
 They come from a JSON file an operator edits (HELP_RESOURCES_FILE; the bundled default is
-registry/data/help_resources.json, which shows the shape). Texts are given per language.
+registry/data/help_resources.json, which shows the shape). Texts are given per language. A
+resource marked ``"minors": true`` is also offered as a next step to a person who says the
+photos were taken before the age of 18.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class HelpResource:
     description: str
     phone: str
     url: str
+    for_minors: bool = False
 
     @property
     def url_label(self) -> str:
@@ -47,6 +50,15 @@ class HelpResources:
 
     partners: tuple[str, ...]
     regions: tuple[HelpRegion, ...]
+
+    def for_minors(self) -> tuple[HelpResource, ...]:
+        """The resources for images of a minor, in the file's order."""
+        return tuple(
+            resource
+            for region in self.regions
+            for resource in region.resources
+            if resource.for_minors
+        )
 
 
 _BUNDLED_HELP = Path(__file__).resolve().parent.parent / "data" / "help_resources.json"
@@ -89,6 +101,9 @@ def _parse_help(data: object, language: str) -> HelpResources:
                 raise HelpFileError(f"{where}.url: an https:// address")
             if not isinstance(phone, str) or not all(c.isdigit() or c in "+ " for c in phone):
                 raise HelpFileError(f"{where}.phone: digits only")
+            minors = item.get("minors", False)
+            if not isinstance(minors, bool):
+                raise HelpFileError(f"{where}.minors: true or false")
             resources.append(
                 HelpResource(
                     name=_localised(item.get("name"), language, f"{where}.name"),
@@ -97,6 +112,7 @@ def _parse_help(data: object, language: str) -> HelpResources:
                     ),
                     phone=phone,
                     url=url,
+                    for_minors=minors,
                 )
             )
         title = _localised(region.get("title"), language, f"regions[{r}].title")

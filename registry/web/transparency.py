@@ -3,11 +3,12 @@
 The same series as the admin dashboard (registry/selectors/stats.py) without the per-partner charts,
 drawn as SVG by the server, in the person's language, and the same figures as CSV. Anyone may ask
 for this page, so its figures are computed at most once every few minutes (kept in the shared cache;
-counts and labels only)."""
+counts and labels only). The page says when they were computed. """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
 
@@ -19,37 +20,45 @@ from django.views.decorators.http import require_GET
 
 from registry.charts import chart_views
 from registry.selectors import stats
+from registry.web import dates
 
 logger = logging.getLogger(__name__)
 CACHE_SECONDS = 300
 
 
-def _public_stats() -> stats.DailyStats:
-    """The public figures, from the cache when they were computed less than CACHE_SECONDS ago.
+def _public_stats() -> tuple[stats.DailyStats, dt.datetime]:
+    """The public figures and when they were computed, from the cache when that was less than
+    CACHE_SECONDS ago.
 
     A cache that fails is skipped: the page is computed afresh rather than refused.
     """
-    key = f"stats:public:{stats.DEFAULT_DAYS}:{timezone.now().date().isoformat()}"
+    key = f"stats:public:v2:{stats.DEFAULT_DAYS}:{timezone.now().date().isoformat()}"
     try:
         cached = cache.get(key)
     except Exception:  # any failure of the cache: compute instead
         logger.warning("the cache is unavailable; transparency figures computed afresh")
         cached = None
-    if isinstance(cached, stats.DailyStats):
-        return cached
+    if (
+        isinstance(cached, tuple)
+        and len(cached) == 2
+        and isinstance(cached[0], stats.DailyStats)
+        and isinstance(cached[1], dt.datetime)
+    ):
+        return cached[0], cached[1]
+    computed_at = timezone.now()
     figures = stats.daily_stats(days=stats.DEFAULT_DAYS, with_partners=False)
     try:
-        cache.set(key, figures, CACHE_SECONDS)
+        cache.set(key, (figures, computed_at), CACHE_SECONDS)
     except Exception:  # any failure of the cache: serve what was computed
         logger.warning("the cache is unavailable; transparency figures not kept")
-    return figures
+    return figures, computed_at
 
 
 @require_GET
 def transparency(request: HttpRequest) -> HttpResponse:
     """Registrations, withdrawals, partners' checks and feedback, and the review queue, per day
     over the last DEFAULT_DAYS days."""
-    figures = _public_stats()
+    figures, computed_at = _public_stats()
     return render(
         request,
         "registry/transparency.html",
@@ -57,6 +66,11 @@ def transparency(request: HttpRequest) -> HttpResponse:
             "stats": figures,
             "days": len(figures.days),
             "charts": chart_views(figures),
+            "first_day": dates.long_date(figures.days[0]),
+            "last_day": dates.long_date(figures.days[-1]),
+            "computed_at": computed_at,
+            "computed_at_text": dates.long_datetime(computed_at),
+            "refresh_minutes": CACHE_SECONDS // 60,
         },
     )
 
@@ -64,7 +78,7 @@ def transparency(request: HttpRequest) -> HttpResponse:
 @require_GET
 def transparency_csv(request: HttpRequest) -> HttpResponse:
     """The transparency page's figures as CSV: day, chart, series, label, value."""
-    figures = _public_stats()
+    figures, _computed_at = _public_stats()
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(stats.stats_rows(figures))
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")

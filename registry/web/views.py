@@ -20,7 +20,6 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
@@ -32,6 +31,7 @@ from registry.exceptions import CaseAccessDenied, CaseCheckLimited, RequestRefus
 from registry.models import Case, ConsentRecord
 from registry.pdq import MIN_QUALITY, DihedralHashes, parse_images
 from registry.ratelimits import client_digest, over_limit
+from registry.web import receipt_pages, withdrawal
 from registry.web.errors import error_message, json_error, json_errors
 from registry.web.help import help_resources
 from registry.web.idempotency import idempotent_page_call
@@ -68,7 +68,11 @@ def _picker_context() -> dict[str, Any]:
 @ensure_csrf_cookie
 def register(request: HttpRequest) -> HttpResponse:
     """Choose photos (hashed in the browser), the protection and the attestations; submit."""
-    return render(request, "registry/register.html", _picker_context())
+    context = {
+        **_picker_context(),
+        "minor_help": help_resources(_language()).for_minors(),
+    }
+    return render(request, "registry/register.html", context)
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -121,21 +125,19 @@ def _receipt_response(
         scope=case.consent.scope,
         hashes=[image.hashes[0] for image in images],
     )
-    html = render_to_string(
-        "registry/_receipt.html",
-        {
-            "receipt": receipt,
-            "receipt_text": receipt.text(),
-            "scope_label": SCOPE_LABELS.get(receipt.scope, receipt.scope),
-            "secret": secret,
-            "registered": event == receipts.ReceiptEvent.REGISTERED,
-        },
-        request=request,
-    )
+    context = {
+        "receipt": receipt,
+        "receipt_text": receipt.text(),
+        "scope_label": SCOPE_LABELS.get(receipt.scope, receipt.scope),
+        "secret": secret,
+        "registered": event == receipts.ReceiptEvent.REGISTERED,
+        "minor_depicted": case.consent.minor_depicted,
+    }
     body: dict[str, Any] = {
         "case_reference": case.reference,
         "receipt": receipt.text(),
-        "receipt_html": html,
+        "receipt_html": receipt_pages.receipt_html(request, context),
+        "receipt_html_by_language": receipt_pages.receipt_html_by_language(request, context),
     }
     if secret is not None:
         body["case_secret"] = secret
@@ -206,7 +208,12 @@ def _check(request: HttpRequest, credentials: _Credentials) -> Case:
 
 
 def _case_page(
-    request: HttpRequest, template: str, case: Case, credentials: _Credentials, status: int = 200
+    request: HttpRequest,
+    template: str,
+    case: Case,
+    credentials: _Credentials,
+    status: int = 200,
+    extra: Mapping[str, Any] | None = None,
 ) -> HttpResponse:
     summary = selectors.case_summary(case=case)
     context = {
@@ -218,6 +225,7 @@ def _case_page(
             "reference": case.reference,
             "secret": codes.normalise_secret(credentials.secret) or credentials.secret,
         },
+        **(extra or {}),
     }
     return render(request, template, context, status=status)
 
@@ -266,7 +274,19 @@ def status_withdraw(request: HttpRequest) -> HttpResponse:
     if request.POST.get("confirm") != "yes":
         return _case_page(request, "registry/withdraw_confirm.html", case, credentials)
     services.case_withdraw(case=case)
-    return _case_page(request, "registry/withdrawn.html", case, credentials)
+    case.refresh_from_db()
+    receipt = withdrawal.withdrawal_receipt(case=case)
+    return _case_page(
+        request,
+        "registry/withdrawn.html",
+        case,
+        credentials,
+        extra={
+            "receipt": receipt,
+            "receipt_text": receipt.text() if receipt else "",
+            "retention_days": settings.TOMBSTONE_RETENTION_DAYS,
+        },
+    )
 
 
 @require_POST

@@ -235,6 +235,8 @@ def journey(browser: Browser, url: str, width: Width, photos: list[Path]) -> Non
         page.emulate_media(media="print")
         _save(page, "receipt-print", width)
         page.emulate_media(media="screen")
+    # Until the secret is saved, leaving the receipt asks first.
+    page.locator("[data-secret-saved]").check()
 
     page.goto(url + "/receipt/verify")
     _save(page, "verify", width)

@@ -40,6 +40,7 @@ class Words:
     register: str
     registered: str
     too_plain: str
+    saved: str
     check_link: str
     check_receipt: str
     genuine: str
@@ -61,6 +62,7 @@ ENGLISH = Words(
     register="Register my photos",
     registered="Your photos are registered",
     too_plain="too plain or too small",
+    saved="I have saved my secret",
     check_link="Check a receipt",
     check_receipt="Check the receipt",
     genuine="This receipt is genuine",
@@ -82,6 +84,7 @@ FRENCH = Words(
     register="Enregistrer mes photos",
     registered="Vos photos sont enregistrées",
     too_plain="trop unie ou trop petite",
+    saved="J\u2019ai mis mon code secret en lieu sûr",
     check_link="Vérifier un reçu",
     check_receipt="Vérifier le reçu",
     genuine="Ce reçu est authentique",
@@ -135,6 +138,7 @@ def register_photos(page: Page, words: Words, photos: list[Path]) -> tuple[str, 
     assert "Photos: 2" in receipt
     assert secret not in receipt
     check_printed_receipt(page, secret)
+    page.get_by_label(words.saved).check()
     return reference, secret, receipt
 
 

@@ -87,6 +87,9 @@ VISITS: dict[str, list[Visit]] = {
     "receipt/public-key.pem": [Visit("GET", "/receipt/public-key.pem")],
     "transparency": [Visit("GET", "/transparency", languages=BOTH)],
     "transparency.csv": [Visit("GET", "/transparency.csv")],
+    "legal": [Visit("GET", "/legal", languages=BOTH)],
+    "privacy": [Visit("GET", "/privacy", languages=BOTH)],
+    "leave": [Visit("GET", "/leave")],
 }
 
 

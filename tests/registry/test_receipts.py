@@ -245,3 +245,62 @@ def test_a_malformed_signing_key_stops_the_process_at_start_up() -> None:
     )
     assert result.returncode != 0
     assert "RECEIPT_SIGNING_KEY: a key is base64 of 32 bytes" in result.stderr
+
+
+# --- Withdrawal receipts --------------------------------------------------------------------
+
+
+def _withdrawal(deleted_after: dt.datetime) -> receipts.Receipt:
+    return receipt_sign(
+        reference="RMP-7K3QD-M9X2A",
+        event=ReceiptEvent.WITHDRAWN,
+        issued_at=ISSUED_AT,
+        scope="intimate",
+        hashes=[random_hash(), random_hash()],
+        hashes_deleted_after=deleted_after,
+    )
+
+
+def test_a_withdrawal_receipt_signs_when_the_hashes_are_deleted() -> None:
+    deleted_after = ISSUED_AT + dt.timedelta(days=45)
+    receipt = _withdrawal(deleted_after)
+    lines = receipt.text().splitlines()
+
+    assert "Event: withdrawn" in lines
+    assert lines[-3] == "Hashes deleted after: 2027-01-08T19:32:05Z"
+    assert lines[-2].startswith("Key: ")
+    verification = receipt_verify(receipt.text())
+    assert verification.status is VerificationStatus.VALID
+    assert verification.receipt == receipt
+    assert verification.receipt.hashes_deleted_after == deleted_after.replace(microsecond=0)
+
+
+def test_a_changed_deletion_date_breaks_the_withdrawal_receipt() -> None:
+    text = _withdrawal(ISSUED_AT + dt.timedelta(days=45)).text()
+    changed = text.replace("Hashes deleted after: 2027-01-08", "Hashes deleted after: 2027-01-09")
+    dropped = "\n".join(line for line in text.splitlines() if "deleted after" not in line)
+
+    assert receipt_verify(changed).status is VerificationStatus.TAMPERED
+    assert receipt_verify(dropped).status is VerificationStatus.TAMPERED
+
+
+@pytest.mark.parametrize(
+    ("event", "deleted_after"),
+    [
+        (ReceiptEvent.WITHDRAWN, None),
+        (ReceiptEvent.REGISTERED, ISSUED_AT + dt.timedelta(days=45)),
+        (ReceiptEvent.WITHDRAWN, dt.datetime(2027, 1, 8)),  # naive
+    ],
+)
+def test_only_a_withdrawal_receipt_says_when_hashes_are_deleted(
+    event: ReceiptEvent, deleted_after: dt.datetime | None
+) -> None:
+    with pytest.raises(ValueError, match=r"aware|a withdrawal receipt"):
+        receipt_sign(
+            reference="RMP-7K3QD-M9X2A",
+            event=event,
+            issued_at=ISSUED_AT,
+            scope="intimate",
+            hashes=[random_hash()],
+            hashes_deleted_after=deleted_after,
+        )

@@ -6,6 +6,8 @@
  * Nothing here contacts any origin but this site's.
  */
 
+import { keepReceipt } from "./receipt.js";
+
 /** The translated messages of a `[data-messages]` block inside `root`, by key. */
 export function readMessages(root) {
   const messages = {};
@@ -115,6 +117,7 @@ export async function sendForReceipt({ root, form, summary, submit, sending, mes
       "Idempotency-Key": lastAttempt.key,
     });
     showReceipt(root, answer.receipt_html);
+    keepReceipt(root, answer.receipt_html_by_language || {});
   } catch (error) {
     const message =
       error instanceof RegistryAnswer ? error.message || messages.failed : messages.network;
@@ -125,10 +128,18 @@ export async function sendForReceipt({ root, form, summary, submit, sending, mes
 }
 
 /**
- * Show `errors` ({message, target}) in an error summary and focus it; each error with a target
- * links to the field to fix. An empty list hides the summary.
+ * Show `errors` ({message, target}) in an error summary and focus it (unless `focus` is false:
+ * a refresh while the person fixes the form); each error with a target links to the field to
+ * fix. The heading counts the points when the summary carries its two forms. An empty list
+ * hides the summary.
  */
-export function showErrors(summary, errors) {
+export function showErrors(summary, errors, { focus = true } = {}) {
+  const heading = summary.querySelector("h2");
+  const { headingOne, headingMany } = summary.dataset;
+  if (heading && headingOne && headingMany) {
+    heading.textContent =
+      errors.length === 1 ? headingOne : format(headingMany, { count: errors.length });
+  }
   const list = summary.querySelector("ul");
   list.replaceChildren();
   for (const { message, target } of errors) {
@@ -154,7 +165,7 @@ export function showErrors(summary, errors) {
     list.append(item);
   }
   summary.hidden = errors.length === 0;
-  if (errors.length) summary.focus();
+  if (errors.length && focus) summary.focus();
 }
 
 async function copyText(text) {

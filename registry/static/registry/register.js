@@ -5,6 +5,7 @@
  */
 
 import { readMessages, sendForReceipt, showErrors } from "./common.js";
+import { markFields } from "./field-errors.js";
 import { PhotoPicker } from "./photos.js";
 
 const root = document.querySelector("[data-register-root]");
@@ -56,13 +57,31 @@ function problems() {
   return errors;
 }
 
-picker.onChange(updateSummary);
-form.addEventListener("change", updateSummary);
+// Once the person has tried to send, the errors follow their corrections.
+let attempted = false;
+
+function refreshErrors() {
+  if (!attempted) return;
+  const errors = problems();
+  showErrors(summary, errors, { focus: false });
+  markFields(form, errors);
+}
+
+picker.onChange(() => {
+  updateSummary();
+  refreshErrors();
+});
+form.addEventListener("change", () => {
+  updateSummary();
+  refreshErrors();
+});
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
+  attempted = true;
   const errors = problems();
   showErrors(summary, errors);
+  markFields(form, errors);
   if (errors.length) return;
   await sendForReceipt({
     root,

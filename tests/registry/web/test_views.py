@@ -6,6 +6,7 @@ receipt, and every failure a page can cause is a 4xx with a message for the pers
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext
 import json
 import logging
@@ -108,7 +109,7 @@ def test_every_page_is_served_with_a_strict_policy_and_no_inline_code(
     [
         ("/", "Stop your photos from being published", "Empêchez la publication"),
         ("/register", "Protect my photos", "Protéger mes photos"),
-        ("/status", "Lost your secret?", "Code secret perdu\u00a0?"),
+        ("/status", "Lost your secret?", "Code secret perdu\u202f?"),
         ("/receipt/verify", "Check a receipt", "Vérifier un reçu"),
     ],
 )
@@ -281,6 +282,21 @@ def test_a_registration_opens_a_case_and_answers_a_signed_receipt(client: Client
     assert f'data-case-reference="{case.reference}"' in html
     assert f'data-case-secret="{secret}"' in html
     assert "Vos photos sont enregistrées" in html
+
+
+def test_the_receipt_comes_in_every_language_for_the_language_switch(client: Client) -> None:
+    answer = json.loads(post_json(client, "/register/submit", registration(1)).content)
+
+    by_language = answer["receipt_html_by_language"]
+    assert set(by_language) == {"en", "fr"}
+    assert "Your photos are registered" in by_language["en"]
+    assert "Vos photos sont enregistrées" in by_language["fr"]
+    # The protection's label too (a lazy translation, rendered in each language).
+    assert "Image intime" in by_language["fr"]
+    assert "Intimate image" in by_language["en"]
+    for html in by_language.values():
+        assert f'data-case-secret="{answer["case_secret"]}"' in html
+        assert "data-secret-saved" in html
 
 
 def credentials_of(case: Case, secret: str) -> dict[str, str]:
@@ -567,6 +583,50 @@ def test_a_confirmed_withdrawal_stops_matching_and_says_so(
     assert AuditEvent.objects.filter(action=AuditEvent.Action.CASE_WITHDRAWN).count() == 1
 
 
+def test_a_withdrawal_answers_a_signed_receipt_that_says_when_the_hashes_go(
+    client: Client, person: RegisteredCase
+) -> None:
+    response = client.post(
+        "/status/withdraw", {**credentials(person), "confirm": "yes"}, headers=ENGLISH
+    )
+    html = response.content.decode()
+
+    person.case.refresh_from_db()
+    withdrawn_at = person.case.withdrawn_at
+    assert withdrawn_at is not None
+    text = re.search(r"<pre[^>]*data-receipt-text>(.*?)</pre>", html, flags=re.DOTALL)
+    assert text is not None
+    verification = receipts.receipt_verify(text.group(1))
+    assert verification.status is VerificationStatus.VALID
+    receipt = verification.receipt
+    assert receipt is not None
+    assert receipt.event == "withdrawn"
+    assert receipt.reference == person.case.reference
+    assert receipt.issued_at == withdrawn_at.replace(microsecond=0)
+    assert receipt.photos == person.case.images.count()
+    expected = withdrawn_at + dt.timedelta(days=settings.TOMBSTONE_RETENTION_DAYS)
+    assert receipt.hashes_deleted_after == expected.replace(microsecond=0)
+    assert person.secret not in html.split("data-withdrawal-receipt", 1)[1].split("</section>")[0]
+    assert "told of the withdrawal at the same moment" in html
+
+    # Checked on the verify page, it reads as a withdrawal.
+    verified = client.post("/receipt/verify", {"receipt": text.group(1)}, headers=FRENCH)
+    assert 'data-receipt-event="withdrawn"' in verified.content.decode()
+    assert "Retrait" in verified.content.decode()
+
+
+def test_no_withdrawal_receipt_once_the_hashes_are_deleted(
+    client: Client, person: RegisteredCase
+) -> None:
+    client.post("/status/withdraw", {**credentials(person), "confirm": "yes"})
+    ImageHash.objects.filter(image__case=person.case).delete()
+
+    again = client.post("/status/withdraw", {**credentials(person), "confirm": "yes"})
+
+    assert again.status_code == 200
+    assert "data-withdrawal-receipt" not in again.content.decode()
+
+
 def test_a_withdrawn_case_shows_as_withdrawn_without_actions(
     client: Client, person: RegisteredCase
 ) -> None:
@@ -770,3 +830,53 @@ def test_verification_refuses_a_post_without_the_csrf_token() -> None:
     response = Client(enforce_csrf_checks=True).post("/receipt/verify", {"receipt": "x"})
 
     assert response.status_code == 403
+
+
+# --- Minors ---------------------------------------------------------------------------------
+
+
+def test_the_register_page_holds_the_next_steps_for_minors(client: Client) -> None:
+    html = client.get("/register", headers=FRENCH).content.decode()
+    panel = html.split("data-minor-help", 1)[1].split("</section>", 1)[0]
+
+    assert "Si la personne avait moins de 18" in panel
+    for address in [
+        "tel:3018",
+        "tel:119",
+        "https://www.pointdecontact.net/",
+        "https://www.internet-signalement.gouv.fr/",
+        "https://takeitdown.ncmec.org/",
+    ]:
+        assert f'href="{address}"' in panel, address
+    assert "tel:17" not in panel  # Help for every case, not for minors in particular.
+
+
+@pytest.mark.parametrize("minor", [True, False])
+def test_the_receipt_of_a_minors_photos_offers_the_next_steps(client: Client, minor: bool) -> None:
+    body = registration(1)
+    body["attestations"]["minor_depicted"] = minor
+
+    answer = json.loads(post_json(client, "/register/submit", body, headers=ENGLISH).content)
+
+    assert ("data-minor-help" in answer["receipt_html"]) is minor
+    assert ("Point de Contact" in answer["receipt_html"]) is minor
+    assert ("Si la personne avait moins de 18" in answer["receipt_html_by_language"]["fr"]) is minor
+
+
+def test_a_help_file_that_marks_minors_wrongly_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "help.json"
+    path.write_text(
+        json.dumps(
+            {
+                "regions": [
+                    {
+                        "title": "X",
+                        "resources": [{"name": "A", "description": "B", "minors": "yes"}],
+                    }
+                ]
+            }
+        )
+    )
+
+    # The bundled file is used instead, with its resources for minors.
+    assert len(help_resources("en", path).for_minors()) == 5
