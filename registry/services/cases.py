@@ -197,9 +197,13 @@ def _case_insert(
 
 
 def case_add_images(*, case: Case, images: Sequence[DihedralHashes]) -> list[RegisteredImage]:
-    """Add photos to an active case, under its consent record, in one transaction.
+    """Add photos to an active case, under its consent record, in one transaction; return the
+    images added.
 
-    Appends one ``added`` change per image and a ``case.images_added`` audit event. Raises
+    A photo already in the case (the same original hash), or sent twice, is added once: the
+    case never protects one photo twice. Appends one ``added`` change per image added and a
+    ``case.images_added`` audit event, or writes nothing when every photo was already there.
+    Raises
     CaseWithdrawn for a withdrawn case and TooManyImages past the per-request or per-case limit,
     and InvalidHash (``hash_allow_listed``) for a photo near an allow-listed hash.
     """
@@ -209,6 +213,20 @@ def case_add_images(*, case: Case, images: Sequence[DihedralHashes]) -> list[Reg
         locked = Case.objects.select_for_update().get(pk=case.pk)
         if not locked.is_active:
             raise CaseWithdrawn
+        held = {
+            bytes(value)
+            for value in ImageHash.objects.filter(
+                image__case=locked, variant=ImageHash.Variant.ORIGINAL
+            ).values_list("value", flat=True)
+        }
+        fresh: list[DihedralHashes] = []
+        for image in images:
+            if image.hashes[0] not in held:
+                held.add(image.hashes[0])
+                fresh.append(image)
+        if not fresh:
+            return []
+        images = fresh
         existing = locked.images.count()
         if existing + len(images) > settings.REGISTRY_MAX_IMAGES_PER_CASE:
             raise TooManyImages(

@@ -95,6 +95,9 @@ def error_message(code: str, details: Mapping[str, Any]) -> str:
             "This case was withdrawn, so photos cannot be added to it. Register them as a new "
             "case instead."
         ),
+        "photos_already_in_case": gettext(
+            "These photos are already protected by your case: nothing was added."
+        ),
         "rate_limited": gettext("Too many attempts in a short time. Wait a minute and try again."),
         "service_unavailable": gettext(
             "The registry is briefly unavailable. Wait a few seconds and try again."

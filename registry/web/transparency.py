@@ -3,7 +3,8 @@
 The same series as the admin dashboard (registry/selectors/stats.py) without the per-partner charts,
 drawn as SVG by the server, in the person's language, and the same figures as CSV. Anyone may ask
 for this page, so its figures are computed at most once every few minutes (kept in the shared cache;
-counts and labels only). The page says when they were computed. """
+counts and labels only). The page says when they were computed.
+"""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from registry import codes, receipts, selectors, services
 from registry.exceptions import CaseAccessDenied, CaseCheckLimited, RequestRefused
-from registry.models import Case, ConsentRecord
+from registry.models import Case, ConsentRecord, ImageHash
 from registry.pdq import MIN_QUALITY, DihedralHashes, parse_images
 from registry.ratelimits import client_digest, over_limit
 from registry.web import receipt_pages, withdrawal
@@ -116,8 +116,13 @@ def _receipt_response(
     images: list[DihedralHashes],
     secret: str | None,
     status: int,
+    counts: dict[str, int] | None = None,
 ) -> JsonResponse:
-    """The JSON answer of a registration or an addition: the signed receipt, and its page."""
+    """The JSON answer of a registration or an addition: the signed receipt, and its page.
+
+    ``counts``, for an addition: the photos ``added``, those ``already`` in the case (sent again,
+    not counted twice) and the ``total`` the case now protects.
+    """
     receipt = receipts.receipt_sign(
         reference=case.reference,
         event=event,
@@ -132,6 +137,7 @@ def _receipt_response(
         "secret": secret,
         "registered": event == receipts.ReceiptEvent.REGISTERED,
         "minor_depicted": case.consent.minor_depicted,
+        "counts": counts,
     }
     body: dict[str, Any] = {
         "case_reference": case.reference,
@@ -298,14 +304,27 @@ def status_add_photos(request: HttpRequest) -> HttpResponse:
     body = _json_body(request)
     images = _parse_images(body.get("images"))
     case = _check(request, _credentials(body))
-    services.case_add_images(case=case, images=images)
+    added = services.case_add_images(case=case, images=images)
+    if not added:
+        raise RequestRefused(409, "photos_already_in_case")
+    added_originals = {
+        bytes(value)
+        for value in ImageHash.objects.filter(
+            image__in=added, variant=ImageHash.Variant.ORIGINAL
+        ).values_list("value", flat=True)
+    }
     return _receipt_response(
         request,
         case=case,
         event=receipts.ReceiptEvent.PHOTOS_ADDED,
-        images=images,
+        images=[image for image in images if image.hashes[0] in added_originals],
         secret=None,
         status=201,
+        counts={
+            "added": len(added),
+            "already": len(images) - len(added),
+            "total": case.images.count(),
+        },
     )
 
 
