@@ -16,6 +16,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from registry.selectors.partners import participating_platforms
+
 logger = logging.getLogger(__name__)
 
 
@@ -144,3 +146,12 @@ def help_resources(language: str, path: Path | None = None) -> HelpResources:
             raise
         logger.error("HELP_RESOURCES_FILE %s is unusable (%s); using the bundled file", path, error)
         return help_resources(language, _BUNDLED_HELP)
+
+
+def platforms_named(language: str) -> list[str]:
+    """The platforms people are told check the registry: the active partners that agreed to be
+    named (``listed_publicly``, set in the admin) and those the operator's help file lists
+    (platforms that check it through another channel), each once, alphabetically."""
+    names = {name.casefold(): name for name in help_resources(language).partners}
+    names.update({name.casefold(): name for name in participating_platforms()})
+    return [names[key] for key in sorted(names)]

@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from registry.web.help import help_resources
+from registry.web.help import help_resources, platforms_named
 
 TEMPLATE = "registry/_receipt.html"
 
@@ -27,7 +27,8 @@ def receipt_html(request: HttpRequest, context: dict[str, Any]) -> str:
     """
     language = (translation.get_language() or "en").split("-")[0]
     minor_help = help_resources(language).for_minors() if context.get("minor_depicted") else ()
-    return render_to_string(TEMPLATE, {**context, "minor_help": minor_help}, request=request)
+    extra = {"minor_help": minor_help, "platforms": platforms_named(language)}
+    return render_to_string(TEMPLATE, {**context, **extra}, request=request)
 
 
 def receipt_html_by_language(request: HttpRequest, context: dict[str, Any]) -> dict[str, str]:

@@ -33,7 +33,7 @@ from registry.pdq import MIN_QUALITY, DihedralHashes, parse_images
 from registry.ratelimits import client_digest, over_limit
 from registry.web import receipt_pages, withdrawal
 from registry.web.errors import error_message, json_error, json_errors
-from registry.web.help import help_resources
+from registry.web.help import help_resources, platforms_named
 from registry.web.idempotency import idempotent_page_call
 
 _LANGUAGES = frozenset(ConsentRecord.Language.values)
@@ -53,7 +53,11 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "registry/home.html",
-        {"help": help_resources(_language()), "min_quality": MIN_QUALITY},
+        {
+            "help": help_resources(_language()),
+            "platforms": platforms_named(_language()),
+            "min_quality": MIN_QUALITY,
+        },
     )
 
 

@@ -6,7 +6,7 @@ import json
 
 from django.test import Client
 
-from registry.models import Change, ImageHash
+from registry.models import Change, ImageHash, Partner
 from registry.services import case_add_images
 from tests.factories import RegisteredCase, dihedral_payload, random_dihedral
 from tests.registry.web.test_views import (
@@ -71,3 +71,25 @@ def test_only_photos_already_in_the_case_add_nothing_and_say_why(
     assert error_code(response) == "photos_already_in_case"
     assert "already protected by your case" in json.loads(response.content)["error"]["message"]
     assert snapshot() == before
+
+
+def test_the_home_page_and_the_receipt_name_the_partners_that_agreed(
+    client: Client, person: RegisteredCase
+) -> None:
+    Partner.objects.create(name="Named Social", listed_publicly=True)
+    Partner.objects.create(name="edit-co", public_name="EditCo AI", listed_publicly=True)
+    Partner.objects.create(name="Quiet Platform")  # did not agree to be named
+    Partner.objects.create(name="Gone Social", listed_publicly=True, is_active=False)
+
+    home = client.get("/", headers=ENGLISH).content.decode()
+    body = {**credentials(person), "images": [dihedral_payload(random_dihedral())]}
+    receipt = json.loads(post_json(client, "/status/photos", body, headers=ENGLISH).content)[
+        "receipt_html"
+    ]
+
+    assert "<li>EditCo AI</li><li>Named Social</li>" in home
+    assert "EditCo AI, Named Social." in receipt
+    for page in (home, receipt):
+        assert "Quiet Platform" not in page
+        assert "Gone Social" not in page
+        assert "edit-co" not in page
