@@ -37,7 +37,9 @@ WEBHOOK_TIMEOUT_SECONDS = 1
 # second run sends it rather than finding it still claimed.
 LEASE_SECONDS = WEBHOOK_TIMEOUT_SECONDS + 30
 VISIBILITY_TIMEOUT_SECONDS = LEASE_SECONDS + 4
-SEND_RECEIVED = re.compile(r"Task api\.tasks\.webhook_delivery_send_task\[([0-9a-f-]+)\] received")
+SEND_RECEIVED = re.compile(
+    r"Task registry\.tasks\.webhook_delivery_send_task\[([0-9a-f-]+)\] received"
+)
 
 
 def test_a_task_whose_worker_was_killed_runs_again_and_delivers_once(
