@@ -11,12 +11,12 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django_stubs_ext import StrOrPromise
 
 from registry.selectors.stats import Chart, DailyStats
+from registry.web.dates import day_label
 
 WIDTH = 560
 HEIGHT = 220
@@ -50,7 +50,8 @@ def _y(value: int, top: int) -> float:
 
 
 def _day_label(day: dt.date) -> str:
-    return date_format(day, "j M")
+    # The pages never abbreviate months, and write the first of a month "1er" in French.
+    return day_label(day)
 
 
 def line_chart(chart: Chart, days: Sequence[dt.date]) -> SafeString:

@@ -100,7 +100,8 @@ def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     """The system Chromium, headless (Playwright cannot download its own browser here)."""
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
-        pytest.skip("Chromium is not installed: no `chromium` on PATH (CI installs it)")
+        # make test installs it (make system-deps): a missing browser is a failure, not a skip.
+        pytest.fail("Chromium is not installed: no `chromium` on PATH (run make system-deps)")
     browser = playwright_instance.chromium.launch(
         executable_path=executable, headless=True, args=CHROMIUM_ARGS
     )

@@ -39,7 +39,7 @@ def _print(outcome: Outcome) -> None:
 
 def test_match_calls_under_load_never_fail_and_withdrawn_photos_never_match() -> None:
     if shutil.which("wrk") is None:
-        pytest.fail("the load test needs wrk (apt-get install wrk; .ci/run installs it)")
+        pytest.fail("the load test needs wrk (make system-deps installs it)")
     if not settings.REDIS_URL or not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         pytest.fail("the load test runs on PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
     with production_service(

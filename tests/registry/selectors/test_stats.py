@@ -11,8 +11,10 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import translation
 from pytest_django import DjangoAssertNumQueries
 
+from registry.charts import _day_label
 from registry.models import Feedback, MatchCall, RegisteredImage
 from registry.selectors.stats import DailyStats, daily_stats
 from registry.services.cases import case_withdraw
@@ -194,3 +196,11 @@ def test_the_transparency_figures_are_computed_once_for_many_visitors(
     assert exported.status_code == 200
     french = Client(HTTP_ACCEPT_LANGUAGE="fr").get("/transparency").content.decode()
     assert "Vérifications des partenaires, par finalité" in french  # translated when shown
+
+
+def test_chart_days_are_written_in_full_with_the_french_first_of_the_month() -> None:
+    with translation.override("fr"):
+        assert _day_label(dt.date(2026, 12, 1)) == "1er décembre"
+        assert _day_label(dt.date(2026, 12, 2)) == "2 décembre"
+    with translation.override("en"):
+        assert _day_label(dt.date(2026, 12, 1)) == "1 December"
