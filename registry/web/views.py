@@ -12,7 +12,6 @@ the message translated for the person; form pages answer errors in the page, wit
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from api.idempotency import idempotent_page_call
 from registry import codes, receipts, selectors, services
 from registry.exceptions import CaseAccessDenied, CaseCheckLimited, TooManyImages
+from registry.jsonsafe import JsonMalformed, JsonTooDeep, json_loads_bounded
 from registry.models import Case, ConsentRecord
 from registry.pdq import MIN_QUALITY, DihedralHashes, InvalidHash, parse_dihedral
 from registry.ratelimits import client_digest, over_limit
@@ -80,8 +80,10 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise RequestError(415, "unsupported_media_type")
     try:
-        body = json.loads(request.body)
-    except (UnicodeDecodeError, ValueError):
+        body = json_loads_bounded(request.body)
+    except JsonTooDeep as error:
+        raise RequestError(400, "json_too_deep", {"max_depth": error.max_depth}) from None
+    except JsonMalformed:
         raise RequestError(400, "malformed_json") from None
     if not isinstance(body, dict):
         raise RequestError(400, "invalid_request")
@@ -168,7 +170,7 @@ def register_submit(request: HttpRequest) -> HttpResponse:
     """Open a case from the register page's JSON: hashes, qualities and consent fields only."""
     body = _json_body(request)
     scope = body.get("scope")
-    if scope not in SCOPE_LABELS:
+    if not isinstance(scope, str) or scope not in SCOPE_LABELS:
         raise RequestError(400, "scope_invalid")
     attestations = _attestations(body.get("attestations"))
     images = _parse_images(body.get("images"))
