@@ -372,6 +372,9 @@ TOMBSTONE_RETENTION_DAYS = env_int("TOMBSTONE_RETENTION_DAYS", 45, minimum=45)
 # database (another disk or machine), that `manage.py withdrawals_replay` re-applies after a
 # restore so that no withdrawal is undone. Empty: no journal (development only).
 WITHDRAWAL_JOURNAL = env_str("WITHDRAWAL_JOURNAL", "")
+# The operators' token for /ready's figures (index size, changes applied and behind), sent in
+# the X-Ready-Token header. Without it /ready says only ready or not. Empty: figures to nobody.
+READY_TOKEN = env_str("READY_TOKEN", "")
 
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.PartnerKeyAuthentication"],
