@@ -35,7 +35,7 @@ from api.services import (
     partner_key_revoke,
     partner_key_rotate,
 )
-from api.webhooks import secret_key, webhook_secret_new
+from api.webhooks import secret_key, webhook_secret_new, webhook_url_refusal
 from registry.admin import ReadOnlyAdmin
 from registry.exceptions import InvalidInput
 from registry.models import AuditEvent, ConsentRecord, WithdrawalAck
@@ -167,6 +167,12 @@ class PartnerAdminForm(forms.ModelForm[Partner]):
         cleaned["webhook_secret"] = secret
         if url and not (url.startswith("https://") or settings.WEBHOOK_ALLOW_PRIVATE_TARGETS):
             self.add_error("webhook_url", "A webhook address must be https.")
+        elif (
+            url
+            and not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS
+            and (refusal := webhook_url_refusal(url))
+        ):
+            self.add_error("webhook_url", refusal)
         if url and not secret:
             self.add_error("webhook_secret", "A webhook needs a secret to sign its deliveries.")
         return cleaned
