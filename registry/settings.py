@@ -219,13 +219,14 @@ CELERY_BEAT_SCHEDULE["image-match-spikes"] = {
 # Modules whose tasks every worker registers, beyond the apps' tasks.py.
 CELERY_IMPORTS = ["registry.review"]
 # Probing: each web process keeps, per key, its last PROBING_RECENT_QUERIES query hashes (in
-# memory only; up to PROBING_SAMPLE_PER_CALL of each call). A key is alerted and slowed down when
-# PROBING_CLOSE_PAIRS pairs among them lie 1 to PROBING_CLOSE_BITS bits apart, or when, over
-# PROBING_WINDOW_SECONDS and at least PROBING_MIN_QUERIES queries, PROBING_HIT_RATE_PERCENT % or
-# more of its queries matched. Until a reviewer clears the alert, its match budget is divided by
-# PROBING_SLOWDOWN_FACTOR.
+# memory only; every query of a call is compared). A key is alerted and slowed down when
+# PROBING_CLOSE_PAIRS pairs among them lie 1 to PROBING_CLOSE_BITS bits apart, when
+# PROBING_IMAGE_MATCHES distinct queries matched one registered image within
+# PROBING_WINDOW_SECONDS, or when, over that window and at least PROBING_MIN_QUERIES queries,
+# PROBING_HIT_RATE_PERCENT % or more of its queries matched. Until a reviewer clears the alert,
+# its match budget is divided by PROBING_SLOWDOWN_FACTOR.
 PROBING_RECENT_QUERIES = env_int("PROBING_RECENT_QUERIES", 256, minimum=16, maximum=4096)
-PROBING_SAMPLE_PER_CALL = env_int("PROBING_SAMPLE_PER_CALL", 32, minimum=1, maximum=1000)
+PROBING_IMAGE_MATCHES = env_int("PROBING_IMAGE_MATCHES", 16, minimum=2, maximum=10_000)
 PROBING_CLOSE_BITS = env_int("PROBING_CLOSE_BITS", 8, minimum=1, maximum=31)
 PROBING_CLOSE_PAIRS = env_int("PROBING_CLOSE_PAIRS", 64, minimum=1)
 PROBING_WINDOW_SECONDS = env_int("PROBING_WINDOW_SECONDS", 3600, minimum=60)
