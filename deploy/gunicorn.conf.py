@@ -27,9 +27,12 @@ keepalive = 5
 # Bounded request lines and headers: bodies carry hashes only.
 limit_request_line = 4094
 limit_request_fields = 50
-# No client address in the access log: no raw IP address is stored, even in logs.
+# No client address in the access log: no raw IP address is stored, even in logs. Nor a query
+# string, a hash, a key or a secret: the logger class writes the request line with the query
+# replaced by "?[query]" and any long token in the path redacted (registry/access_log.py).
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms'
+logger_class = "registry.access_log.AccessLogger"
 errorlog = "-"
 # gunicorn's control socket defaults to one path per user, which every gunicorn of that user
 # would share; the registry is managed by signals (systemctl reload sends SIGHUP) instead.

@@ -234,13 +234,14 @@ CELERY_BEAT_SCHEDULE["image-match-spikes"] = {
     "options": {"expires": float(REVIEW_SPIKE_CHECK_SECONDS)},
 }
 # Probing: each web process keeps, per key, its last PROBING_RECENT_QUERIES query hashes (in
-# memory only; up to PROBING_SAMPLE_PER_CALL of each call). A key is alerted and slowed down when
-# PROBING_CLOSE_PAIRS pairs among them lie 1 to PROBING_CLOSE_BITS bits apart, or when, over
-# PROBING_WINDOW_SECONDS and at least PROBING_MIN_QUERIES queries, PROBING_HIT_RATE_PERCENT % or
-# more of its queries matched. Until a reviewer clears the alert, its match budget is divided by
-# PROBING_SLOWDOWN_FACTOR.
+# memory only; every query of a call is compared). A key is alerted and slowed down when
+# PROBING_CLOSE_PAIRS pairs among them lie 1 to PROBING_CLOSE_BITS bits apart, when
+# PROBING_IMAGE_MATCHES distinct queries matched one registered image within
+# PROBING_WINDOW_SECONDS, or when, over that window and at least PROBING_MIN_QUERIES queries,
+# PROBING_HIT_RATE_PERCENT % or more of its queries matched. Until a reviewer clears the alert,
+# its match budget is divided by PROBING_SLOWDOWN_FACTOR.
 PROBING_RECENT_QUERIES = env_int("PROBING_RECENT_QUERIES", 256, minimum=16, maximum=4096)
-PROBING_SAMPLE_PER_CALL = env_int("PROBING_SAMPLE_PER_CALL", 32, minimum=1, maximum=1000)
+PROBING_IMAGE_MATCHES = env_int("PROBING_IMAGE_MATCHES", 16, minimum=2, maximum=10_000)
 PROBING_CLOSE_BITS = env_int("PROBING_CLOSE_BITS", 8, minimum=1, maximum=31)
 PROBING_CLOSE_PAIRS = env_int("PROBING_CLOSE_PAIRS", 64, minimum=1)
 PROBING_WINDOW_SECONDS = env_int("PROBING_WINDOW_SECONDS", 3600, minimum=60)
@@ -413,11 +414,14 @@ TOMBSTONE_RETENTION_DAYS = env_int("TOMBSTONE_RETENTION_DAYS", 45, minimum=45)
 # database (another disk or machine), that `manage.py withdrawals_replay` re-applies after a
 # restore so that no withdrawal is undone. Empty: no journal (development only).
 WITHDRAWAL_JOURNAL = env_str("WITHDRAWAL_JOURNAL", "")
+# The operators' token for /ready's figures (index size, changes applied and behind), sent in
+# the X-Ready-Token header. Without it /ready says only ready or not. Empty: figures to nobody.
+READY_TOKEN = env_str("READY_TOKEN", "")
 
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.PartnerKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",

@@ -269,10 +269,16 @@ def migrate(env: dict[str, str]) -> None:
 # --- The service: gunicorn and Celery ---------------------------------------------------------
 
 
+# The operators' token of the services started here: /ready shows its figures only with it.
+READY_TOKEN = "test-only-ready-token"
+READY_HEADERS = {"X-Ready-Token": READY_TOKEN}
+
+
 def service_env(**overrides: str) -> dict[str, str]:
     """The test run's environment (secrets, DEBUG=0) with the service's variables set."""
     return {
         **os.environ,
+        "READY_TOKEN": READY_TOKEN,
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": "1",

@@ -206,6 +206,12 @@ def test_nginx_site_logs_no_client_address_and_limits_requests() -> None:
         formats[0][1],
     )
     assert forbidden == []
+    # The path only through the map that redacts long tokens; the site's name, not the Host header.
+    assert re.findall(r"\$[a-z_]+", formats[0][1]).count("$rempart_logged_uri") == 1
+    assert not re.search(r"\$(?:uri|host|http_[a-z_]+)\b", formats[0][1])
+    uri_map = re.search(r"map \$uri \$rempart_logged_uri \{(.*?)\n\}", site, flags=re.DOTALL)
+    assert uri_map is not None
+    assert '"~[A-Za-z0-9_=+%-]{16,}"      "[redacted]";' in uri_map.group(1)
     access_logs = re.findall(r"^\s*access_log\s+([^;]*);", site, flags=re.MULTILINE)
     assert access_logs
     assert all(log == "off" or log.endswith(" rempart_noaddr") for log in access_logs)

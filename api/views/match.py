@@ -12,7 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.authentication import PartnerPrincipal, require_scope
+from api.errors import ApiError
 from api.fields import PARTNER_ERRORS, HashTextField, WholeNumberField, check_batch
+from registry.exceptions import RateLimited
 from registry.match_ids import match_id_encode
 from registry.matching import probing
 from registry.models import MatchCall
@@ -115,13 +117,24 @@ class MatchApi(APIView):
                 refused[index] = error
         principal = request.user
         assert isinstance(principal, PartnerPrincipal)
+        # Below the threshold, the distance would be an oracle that rebuilds a registered hash
+        # (docs/threat-model.md); only keys that receive raw hashes anyway may lower it.
+        if data["max_distance"] != MATCH_DISTANCE and "sync" not in principal.key.scopes:
+            raise ApiError(
+                403,
+                "max_distance_not_allowed",
+                "Only a key with the sync scope may lower max_distance.",
+                {"max_distance": MATCH_DISTANCE},
+            )
         results = partner_match(
             key=principal.key,
             hashes=hashes,
             purpose=data["purpose"],
             max_distance=data["max_distance"],
         )
-        probing.match_observe(key=principal.key, hashes=hashes, results=results)
+        if probing.match_observe(key=principal.key, hashes=hashes, results=results):
+            # The call that opens an alert is not answered: what it asked stays unknown.
+            raise RateLimited(retry_after=60, details={"reason": "probing_alert"})
         partner_id = principal.partner.pk
         answers: list[dict[str, Any]] = [
             {

@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 
 from registry.models import ConsentRecord, Partner, PartnerKey
-from registry.webhooks.sender import secret_key, webhook_secret_new
+from registry.webhooks.sender import secret_key, webhook_secret_new, webhook_url_refusal
 
 # The expiry proposed for a new key.
 DEFAULT_KEY_DAYS = 365
@@ -82,6 +82,12 @@ class PartnerAdminForm(forms.ModelForm[Partner]):
         cleaned["webhook_secret"] = secret
         if url and not (url.startswith("https://") or settings.WEBHOOK_ALLOW_PRIVATE_TARGETS):
             self.add_error("webhook_url", "A webhook address must be https.")
+        elif (
+            url
+            and not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS
+            and (refusal := webhook_url_refusal(url))
+        ):
+            self.add_error("webhook_url", refusal)
         if url and not secret:
             self.add_error("webhook_secret", "A webhook needs a secret to sign its deliveries.")
         return cleaned

@@ -4,15 +4,29 @@ Someone holding a key could try to learn what the registry holds by querying man
 a hash and watching which match, or by replaying hashes they expect to match. Two signs are
 watched, per key, in each web process's memory:
 
-- clustered queries: the process keeps the key's last PROBING_RECENT_QUERIES query hashes (up to
-  PROBING_SAMPLE_PER_CALL of each call, evenly spread over a batch) in a ring buffer. Each new
-  one counts the recent ones 1 to PROBING_CLOSE_BITS bits away (0 bits is the same image asked
-  again, which is not probing); the alert opens when the counts of the queries in the buffer add
-  up to PROBING_CLOSE_PAIRS. Unrelated photos are about 128 bits apart, so legitimate traffic
-  seldom has such pairs;
+- clustered queries: the process keeps the key's last PROBING_RECENT_QUERIES query hashes in a
+  ring buffer. Every query of every call (no sample: decoys cannot hide a probe among them)
+  counts the recent ones, and the call's earlier ones, 1 to PROBING_CLOSE_BITS bits away (0 bits
+  is the same image asked again, which is not probing); the alert opens when the counts of the
+  queries in the buffer, and of the call's queries that did not fit in it, add up to
+  PROBING_CLOSE_PAIRS. Unrelated photos are about 128 bits apart, so legitimate traffic seldom
+  has such pairs;
 - an abnormal hit rate: PROBING_HIT_RATE_PERCENT % or more of the key's queries matched, over
   PROBING_WINDOW_SECONDS and at least PROBING_MIN_QUERIES queries (a platform's uploads rarely
-  match at all).
+  match at all);
+- one image matched by many different queries: PROBING_IMAGE_MATCHES distinct query hashes of
+  the key matched the same registered image within PROBING_WINDOW_SECONDS. Whoever rebuilds a
+  registered hash from a near copy asks questions whose "yes" answers are matches of that one
+  image, wherever its queries lie; a platform checking its uploads sees an image matched by a
+  few re-encodings at most. (Recorded with the clustered-queries reason: the queries cluster
+  around that image.)
+
+A match-only key may not lower ``max_distance`` (api.views.MatchApi), so each answer says only
+"within 31 bits or not"; docs/threat-model.md measures what such answers still reveal, and how
+soon these signs stop it (tests/hostile/test_hash_oracle.py).
+
+The call that opens an alert gets no result (api.views.MatchApi answers 429): what it asked is
+never answered.
 
 The query hashes live only in this process's memory, never in Redis or the database, and are
 forgotten as the buffer turns. An alert is a ProbingAlert row (counts only) and an audit event;
@@ -20,8 +34,9 @@ the key's ``slowed_since`` is set, so that its match budget is divided by
 PROBING_SLOWDOWN_FACTOR (api.throttling) until a reviewer or a superuser clears the alert in
 the admin. Each process sees the calls it served: with several workers, each watches its share.
 
-The hook costs O(batch): a sample of at most PROBING_SAMPLE_PER_CALL hashes compared with a
-fixed-size buffer, plus a count of the batch's matches.
+The hook compares each query of a call with the fixed-size buffer and with the call's other
+queries (O(batch x (buffer + batch)) word operations: a few milliseconds for 1,000 hashes), and
+counts the batch's matches.
 """
 
 from __future__ import annotations
@@ -60,6 +75,8 @@ class _KeyState:
     window_start: float = 0.0
     queries: int = 0
     matched: int = 0
+    # Per registered image, the distinct queries (their first 8 bytes) that matched it.
+    image_queries: dict[int, set[bytes]] = field(default_factory=dict)
     alerted: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,27 +89,45 @@ class _KeyState:
         self.size = self.position = self.close_pairs = 0
         self.window_start = time.monotonic()
         self.queries = self.matched = 0
+        self.image_queries = {}
         self.alerted = False
 
-    def push(self, words: npt.NDArray[np.uint64], close_bits: int) -> None:
-        """Add sampled queries, each counting the recent ones 1..close_bits bits away.
+    def push(self, words: npt.NDArray[np.uint64], close_bits: int) -> int:
+        """Add a call's queries, each counting the recent ones 1..close_bits bits away.
 
-        One vectorised comparison for the whole sample: each query against the buffer as it
-        was, and against the sample's earlier queries.
+        One vectorised comparison for the whole call: each query against the buffer as it was,
+        and against the call's earlier queries. The buffer keeps the last ``capacity`` of them;
+        returns the close pairs counted by those that did not fit, for this call's decision.
         """
-        count = min(words.shape[0], self.capacity)
-        words = np.ascontiguousarray(words[-count:].T)  # (4, count)
+        words = np.ascontiguousarray(words.T)  # (4, n)
         against_buffer = _distances(words, self.recent[:, : self.size])
         within = _distances(words, words)
         close_buffer = _close(against_buffer, close_bits).sum(axis=1)
         close_within = np.tril(_close(within, close_bits), k=-1).sum(axis=1)
-        close = (close_buffer + close_within).astype(np.int64)
+        every = (close_buffer + close_within).astype(np.int64)
+        count = min(words.shape[1], self.capacity)
+        dropped = int(every[:-count].sum()) if count < words.shape[1] else 0
+        words, close = words[:, -count:], every[-count:]
         slots = (self.position + np.arange(count)) % self.capacity
         self.close_pairs += int(close.sum()) - int(self.close_counts[slots].sum())
         self.recent[:, slots] = words
         self.close_counts[slots] = close
         self.position = int((self.position + count) % self.capacity)
         self.size = min(self.size + count, self.capacity)
+        return dropped
+
+    def count_image_matches(
+        self, hashes: Sequence[bytes], results: Sequence[Sequence[Any]], limit: int
+    ) -> int:
+        """Record which image each query matched; the most distinct queries on one image."""
+        most = 0
+        for value, matches in zip(hashes, results, strict=True):
+            for match in matches:
+                seen = self.image_queries.setdefault(match.image_id, set())
+                if len(seen) < limit:  # Enough to decide: memory stays bounded.
+                    seen.add(value[:8])
+                most = max(most, len(seen))
+        return most
 
 
 def _distances(
@@ -130,11 +165,7 @@ def forget_all() -> None:
         _states.clear()
 
 
-def _sample(hashes: Sequence[bytes]) -> npt.NDArray[np.uint64]:
-    limit = settings.PROBING_SAMPLE_PER_CALL
-    if len(hashes) > limit:
-        step = len(hashes) / limit
-        hashes = [hashes[int(index * step)] for index in range(limit)]
+def _words(hashes: Sequence[bytes]) -> npt.NDArray[np.uint64]:
     return np.frombuffer(b"".join(hashes), dtype=np.uint64).reshape(-1, _WORDS)
 
 
@@ -156,12 +187,17 @@ def match_observe(
         now = time.monotonic()
         if now - state.window_start > settings.PROBING_WINDOW_SECONDS:
             state.window_start, state.queries, state.matched = now, 0, 0
+            state.image_queries = {}
         state.queries += len(hashes)
         state.matched += sum(1 for found in results if found)
-        if hashes:
-            state.push(_sample(hashes), settings.PROBING_CLOSE_BITS)
+        dropped = state.push(_words(hashes), settings.PROBING_CLOSE_BITS) if hashes else 0
+        limit = settings.PROBING_IMAGE_MATCHES
+        most_on_one_image = state.count_image_matches(hashes, results, limit)
         reason: str | None = None
-        if state.close_pairs >= settings.PROBING_CLOSE_PAIRS:
+        if (
+            state.close_pairs + dropped >= settings.PROBING_CLOSE_PAIRS
+            or most_on_one_image >= limit
+        ):
             reason = ProbingAlert.Reason.CLUSTERED_QUERIES
         elif (
             state.queries >= settings.PROBING_MIN_QUERIES
@@ -170,7 +206,7 @@ def match_observe(
             reason = ProbingAlert.Reason.HIGH_HIT_RATE
         if reason is None:
             return None
-        counts = (state.queries, state.matched, state.close_pairs)
+        counts = (state.queries, state.matched, state.close_pairs + dropped)
         state.alerted = True
     return probing_alert_open(
         key=key, reason=reason, queries=counts[0], matched_queries=counts[1], close_pairs=counts[2]

@@ -12,7 +12,6 @@ the message translated for the person; form pages answer errors in the page, wit
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from registry import codes, receipts, selectors, services
 from registry.exceptions import CaseAccessDenied, CaseCheckLimited, RequestRefused
+from registry.jsonsafe import JsonMalformed, JsonTooDeep, json_loads_bounded
 from registry.models import Case, ConsentRecord, ImageHash
 from registry.pdq import MIN_QUALITY, DihedralHashes, parse_images
 from registry.ratelimits import client_digest, over_limit
@@ -83,8 +83,10 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise RequestRefused(415, "unsupported_media_type")
     try:
-        body = json.loads(request.body)
-    except (UnicodeDecodeError, ValueError):
+        body = json_loads_bounded(request.body)
+    except JsonTooDeep as error:
+        raise RequestRefused(400, "json_too_deep", details={"max_depth": error.max_depth}) from None
+    except JsonMalformed:
         raise RequestRefused(400, "malformed_json") from None
     if not isinstance(body, dict):
         raise RequestRefused(400, "invalid_request")
@@ -162,7 +164,7 @@ def register_submit(request: HttpRequest) -> HttpResponse:
     """Open a case from the register page's JSON: hashes, qualities and consent fields only."""
     body = _json_body(request)
     scope = body.get("scope")
-    if scope not in SCOPE_LABELS:
+    if not isinstance(scope, str) or scope not in SCOPE_LABELS:
         raise RequestRefused(400, "scope_invalid")
     attestations = _attestations(body.get("attestations"))
     images = _parse_images(body.get("images"))

@@ -4,7 +4,7 @@ A person who withdraws gets a receipt like the registration's (registry/receipts
 checkable on the verify page: the case reference, when matching stopped (partners' matching
 stopped at that moment, and the sync feeds and webhooks told them), the photos it ended, each
 by its short fingerprint, and the date after which the registry deletes their hash values
-(TOMBSTONE_RETENTION_DAYS after the withdrawal, registry/retention.py).
+(TOMBSTONE_RETENTION_DAYS after the withdrawal, registry/services/retention.py).
 
 The fingerprints are computed from the photos' original hashes, which stay stored until then;
 once retention has deleted them, no withdrawal receipt can be signed any more.

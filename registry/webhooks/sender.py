@@ -25,6 +25,7 @@ import json
 import secrets
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -80,24 +81,70 @@ def payload_body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
+def _networks(*cidrs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
+
+
+# IANA's special-purpose IPv4 registry, every block that is not globally reachable, and the
+# whole of 192.0.0.0/24 (its two anycast services are no webhook endpoint). Written out rather
+# than read from Python's ipaddress, whose answers differ between versions (3.11 calls
+# 192.0.0.8 and fec0::/10 global).
+_IPV4_NOT_PUBLIC = _networks(
+    "0.0.0.0/8",  # "this network"
+    "10.0.0.0/8",
+    "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+    "127.0.0.0/8",
+    "169.254.0.0/16",  # link-local: cloud metadata services
+    "172.16.0.0/12",
+    "192.0.0.0/24",  # IETF protocol assignments
+    "192.0.2.0/24",  # documentation
+    "192.88.99.0/24",  # the former 6to4 relay anycast
+    "192.168.0.0/16",
+    "198.18.0.0/15",  # benchmarking
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, and the broadcast address
+)
+# Addresses that carry an IPv4 address in their last 32 bits, which is what a connection reaches:
+# IPv4-mapped, IPv4-translated (SIIT) and the well-known NAT64 prefix.
+_IPV4_CARRIERS = _networks("::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+# IPv6 unicast is routed only in 2000::/3; of it, these blocks are not public. 6to4 and Teredo
+# (inside 2001::/23) are refused outright: both are deprecated, and each tunnels to an IPv4
+# address of its own choosing.
+_IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+_IPV6_NOT_PUBLIC = _networks(
+    "2001::/23",  # IETF protocol assignments, Teredo among them
+    "2001:db8::/32",  # documentation
+    "2002::/16",  # 6to4
+    "3fff::/20",  # documentation
+)
+
+
 def address_is_public(address: IpAddress) -> bool:
-    """True for a globally routable unicast address; False for private, loopback, link-local,
-    multicast, reserved, shared (CGNAT), documentation and unspecified ranges, and for IPv6
-    addresses that embed one of those (IPv4-mapped, 6to4, Teredo)."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded: list[IpAddress] = []
-        if address.ipv4_mapped is not None:
-            embedded.append(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            embedded.append(address.sixtofour)
-        if address.teredo is not None:
-            embedded.extend(address.teredo)
-        if any(not address_is_public(inner) for inner in embedded):
-            return False
-    return address.is_global and not address.is_multicast
+    """True for a globally routable unicast address, and only for one.
+
+    False for private, loopback, link-local, shared (CGNAT), multicast, reserved, documentation,
+    benchmarking and unspecified IPv4 ranges, and for IPv6 outside global unicast (2000::/3:
+    site-local, unique local, link-local, multicast, discard, the local-use NAT64 prefix, the
+    deprecated IPv4-compatible form) or in its special blocks. An IPv6 address that carries an
+    IPv4 address (mapped, translated, well-known NAT64) is judged by that IPv4 address.
+    """
+    if isinstance(address, ipaddress.IPv4Address):
+        return not any(address in network for network in _IPV4_NOT_PUBLIC)
+    if any(address in network for network in _IPV4_CARRIERS):
+        return address_is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address not in _IPV6_GLOBAL_UNICAST:
+        return False
+    return not any(address in network for network in _IPV6_NOT_PUBLIC)
 
 
-def _resolve(host: str, port: int) -> list[IpAddress]:
+Resolver = Callable[[str, int], list[IpAddress]]
+
+
+def resolve(host: str, port: int) -> list[IpAddress]:
+    """The addresses ``host`` resolves to, through the system's resolver (literal forms too:
+    ``127.1`` and ``2130706433`` are 127.0.0.1). Raises TargetRefused when there are none."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
@@ -113,12 +160,16 @@ def _resolve(host: str, port: int) -> list[IpAddress]:
     return addresses
 
 
-def target_check(url: str, *, allow_private: bool | None = None) -> Target:
-    """Check ``url`` and resolve it; raise TargetRefused unless the registry may call it.
+def target_check(
+    url: str, *, allow_private: bool | None = None, resolver: Resolver = resolve
+) -> Target:
+    """Check ``url`` and resolve it with ``resolver``; raise TargetRefused unless the registry
+    may call it. Nothing is connected to: the caller connects to the address returned.
 
-    Every address the name resolves to must be public (a name with one private address among
-    public ones is refused: the resolver may hand out either). With ``allow_private`` (default:
-    the WEBHOOK_ALLOW_PRIVATE_TARGETS setting) http and any address are accepted.
+    A literal address in the URL is checked as it is; a name, through every address it resolves
+    to, which must all be public (a name with one private address among public ones is refused:
+    the resolver may hand out either). With ``allow_private`` (default: the
+    WEBHOOK_ALLOW_PRIVATE_TARGETS setting) http and any address are accepted.
     """
     if allow_private is None:
         allow_private = settings.WEBHOOK_ALLOW_PRIVATE_TARGETS
@@ -137,7 +188,10 @@ def target_check(url: str, *, allow_private: bool | None = None) -> Target:
     if not host:
         raise TargetRefused("a webhook URL needs a host")
     port = port or (443 if scheme == "https" else 80)
-    addresses = _resolve(host, port)
+    try:
+        addresses: list[IpAddress] = [ipaddress.ip_address(host.split("%", 1)[0])]
+    except ValueError:
+        addresses = resolver(host, port)
     if not allow_private:
         refused = [str(address) for address in addresses if not address_is_public(address)]
         if refused:
@@ -171,6 +225,19 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+def webhook_url_refusal(url: str, *, resolver: Resolver = resolve) -> str | None:
+    """Why the registry would refuse to call ``url`` (for the admin's form), or None.
+
+    The check of every delivery, made at save time: the name is resolved now, and again, with
+    the same rule, before each delivery (its addresses may change in between).
+    """
+    try:
+        target_check(url, resolver=resolver)
+    except TargetRefused as error:
+        return f"The registry will not call this address: {error}."
+    return None
 
 
 def deliver(

@@ -30,6 +30,7 @@ from django.utils.html import escape
 from registry.web.errors import error_message
 from tests.factories import case_creation_body, dihedral_payload, random_dihedral
 from tests.processes import (
+    READY_HEADERS,
     ROOT,
     WEBHOOK_SECRET,
     Answer,
@@ -315,7 +316,12 @@ def test_registrations_survive_postgres_restarts_and_each_key_makes_one_case(
     last_hash = list(created.values())[-1][2]
     for _ in range(WEB_WORKERS * 3):  # the requests spread over both workers
         wait_until(
-            lambda: request(service.base, "GET", "/ready").json().get("changes_behind") == 0,
+            lambda: (
+                request(service.base, "GET", "/ready", headers=READY_HEADERS)
+                .json()
+                .get("changes_behind")
+                == 0
+            ),
             what="the match index to catch up",
         )
         matched = request(

@@ -187,7 +187,7 @@ def _partner_form(partner: Partner, **data: object) -> dict[str, object]:
         "is_active": "on",
         "match_hashes_per_minute": "",
         "sync_scopes": ["intimate"],
-        "webhook_url": "https://hooks.example.com/rempart",
+        "webhook_url": "https://93.184.215.14/rempart",  # a literal: saving resolves names
         "webhook_secret": "",
         "keys-TOTAL_FORMS": "0",
         "keys-INITIAL_FORMS": "0",

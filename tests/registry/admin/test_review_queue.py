@@ -9,7 +9,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from registry.models import RegisteredImage
-from registry.services import feedback_record, image_submit_by_partner
+from registry.services.distribution import feedback_record
+from registry.services.review import image_submit_by_partner
 from tests.conftest import PartnerPersona
 from tests.factories import RegisteredCase, random_hash
 

@@ -15,14 +15,21 @@ import pytest
 from registry.services.cases import case_withdraw
 from tests.conftest import PartnerPersona
 from tests.factories import register_case
-from tests.processes import processes_in, service_env, start_gunicorn, suite_database_url
+from tests.processes import (
+    READY_HEADERS,
+    processes_in,
+    service_env,
+    start_gunicorn,
+    suite_database_url,
+)
 
 FRESHNESS_BOUND = 1.0  # seconds: the registry's promise, not a benchmark
 
 
 def _get(url: str) -> tuple[int, Any]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        operator = urllib.request.Request(url, headers=READY_HEADERS)  # noqa: S310 - loopback
+        with urllib.request.urlopen(operator, timeout=5) as response:  # noqa: S310 - loopback
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())

@@ -49,10 +49,14 @@ def _match(persona: PartnerPersona, values: list[bytes]) -> Any:
 
 
 def _probe(persona: PartnerPersona) -> list[bytes]:
-    """Ten small edits of one hash, as someone searching around it would send."""
+    """Ten small edits of one hash, as someone searching around it would send: the call opens
+    the alert, so it is answered 429 without results."""
     base = random_hash()
     values = [near_duplicate(base, 1 + index % 4) for index in range(10)]
-    assert _match(persona, values).status_code == 200
+    refused = _match(persona, values)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["details"] == {"reason": "probing_alert"}
+    assert "results" not in refused.json()
     return values
 
 
@@ -93,7 +97,9 @@ def test_a_key_whose_queries_match_abnormally_often_raises_an_alert(
 ) -> None:
     registered = person.images[0].hashes[0]
     for call in range(10):  # half of the queries match: a platform's uploads seldom do
-        assert _match(partner_a, [registered, random_hash()]).status_code == 200
+        # The call that opens the alert is not answered.
+        status = _match(partner_a, [registered, random_hash()]).status_code
+        assert status == (429 if call == 9 else 200)
         assert ProbingAlert.objects.count() == (1 if call == 9 else 0)
 
     alert = ProbingAlert.objects.get()

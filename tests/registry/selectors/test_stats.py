@@ -154,7 +154,7 @@ def test_the_dashboard_refuses_a_period_out_of_bounds(superuser: User, days: str
     ("language", "heading"),
     [
         ("en", "Transparency: the registry in figures"),
-        ("fr", "Transparence : le registre en chiffres"),
+        ("fr", "Transparence\u202f: le registre en chiffres"),
     ],
 )
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ import json
 from django.test import Client
 
 from registry.models import Change, ImageHash, Partner
-from registry.services import case_add_images
+from registry.services.cases import case_add_images
 from tests.factories import RegisteredCase, dihedral_payload, random_dihedral
 from tests.registry.web.test_views import (
     ENGLISH,

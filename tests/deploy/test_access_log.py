@@ -1,0 +1,84 @@
+"""gunicorn's access log, as deploy/gunicorn.conf.py configures it, holds no value a client sent.
+
+A real gunicorn serves requests carrying a hash, a key and a case secret in their query strings
+and paths; its access log is then read whole: the requests are there, the values are not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from registry.access_log import logged_path
+from tests.conftest import PartnerPersona
+from tests.factories import random_hash
+from tests.processes import (
+    processes_in,
+    request,
+    service_env,
+    start_gunicorn,
+    suite_database_url,
+    wait_until,
+)
+
+HASH = random_hash().hex()
+SECRET = "7K2Q-9XWD-M4TB-R8VN"  # the shape of a case secret
+CURSOR = "eyJzZXF1ZW5jZSI6IDQyLCAicGFydG5lciI6IDN9"
+
+
+@pytest.fixture
+def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    log = tmp_path / "access.log"
+    env = service_env(DATABASE_URL=suite_database_url(), GUNICORN_ACCESS_LOG=str(log))
+    with processes_in(tmp_path) as processes:
+        yield start_gunicorn(processes, env), log
+
+
+def test_the_access_log_holds_no_query_string_hash_key_or_secret(
+    gunicorn: tuple[str, Path], partner_a: PartnerPersona
+) -> None:
+    base, log = gunicorn
+    key = partner_a.raw_key
+    sent = [
+        ("POST", f"/api/v1/match?hash={HASH}", {"hashes": [HASH], "purpose": "publish"}),
+        ("POST", f"/api/v1/match?key={key}", {"hashes": [HASH], "purpose": "publish"}),
+        ("GET", f"/api/v1/hashes/changes?cursor={CURSOR}&limit=5", None),
+        ("POST", f"/api/v1/cases/status?case_secret={SECRET}", {"case_reference": "R"}),
+        ("GET", f"/api/v1/{HASH}", None),
+        ("GET", f"/api/v1/match/{key}", None),
+        ("GET", f"/status/{SECRET}", None),
+        ("GET", f"/{CURSOR}", None),
+        ("GET", f"/ready?token={key}", None),
+    ]
+    for method, path, body in sent:
+        answer = request(base, method, path, body, headers=partner_a.auth)
+        assert answer.status < 500, (path, answer.body[:200])
+
+    wait_until(
+        lambda: '"GET /ready?[query] HTTP/1.1"' in log.read_text(),  # the last one
+        what=lambda: "the access log to hold every request:\n" + log.read_text(),
+    )
+    text = log.read_text()
+    for value in (HASH, key, key.split("_")[-1], SECRET, CURSOR, "hash=", "cursor=", "limit="):
+        assert value not in text, value
+    assert text.count("?[query]") == 5
+    assert '"POST /api/v1/match?[query] HTTP/1.1"' in text
+    assert '"GET /api/v1/[hash] HTTP/1.1"' in text
+    assert '"GET /api/v1/match/[redacted] HTTP/1.1"' in text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/match",
+        "/api/v1/hashes/changes",
+        "/v1/SubmitFeedback",
+        "/receipt/public-key.pem",
+        "/admin/api/webhookdelivery/3/change/",
+        "/static/registry/hash-worker.0123456789ab.js",
+    ],
+)
+def test_the_registrys_own_paths_are_logged_as_they_are(path: str) -> None:
+    assert logged_path(path) == path
