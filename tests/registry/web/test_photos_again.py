@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from django.test import Client
+from django.utils import translation
 
 from registry.models import Change, ImageHash, Partner
 from registry.services.cases import case_add_images
+from registry.templatetags.registry_dates import long_datetime
 from tests.factories import RegisteredCase, dihedral_payload, random_dihedral
 from tests.registry.web.test_views import (
     ENGLISH,
@@ -93,3 +96,17 @@ def test_the_home_page_and_the_receipt_name_the_partners_that_agreed(
         assert "Quiet Platform" not in page
         assert "Gone Social" not in page
         assert "edit-co" not in page
+
+
+def test_dates_on_the_pages_are_written_in_full_with_the_french_first_of_the_month(
+    client: Client, person: RegisteredCase
+) -> None:
+    first = dt.datetime(2026, 12, 1, 9, 15, tzinfo=dt.UTC)
+    with translation.override("fr"):
+        assert long_datetime(first) == "1er décembre 2026, 09:15"
+    with translation.override("en"):
+        assert long_datetime(first) == "1 December 2026, 09:15"
+    html = client.post("/status", credentials(person), headers=FRENCH).content.decode()
+    registered = person.case.created_at
+    with translation.override("fr"):
+        assert f"{long_datetime(registered)} UTC</time>" in html
