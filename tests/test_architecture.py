@@ -6,7 +6,7 @@
 - no import cycle among the project's modules (an import names the module it imports: a
   package's ``__init__`` re-exporting its modules does not make them import one another, and a
   module inside a package never imports that package's ``__init__``);
-- no module of ``registry`` or ``api`` is over 500 lines, migrations aside.
+- no module of ``registry``, ``api`` or ``tests`` is over 500 lines, migrations aside.
 """
 
 from __future__ import annotations
@@ -152,9 +152,11 @@ def test_registry_names_the_partner_api_in_no_string() -> None:
 
 
 def test_no_module_is_over_500_lines() -> None:
+    paths = [*MODULES.values(), *(ROOT / "tests").rglob("*.py")]
     long = {
-        name: lines
-        for name, path in MODULES.items()
-        if (lines := len(path.read_text().splitlines())) > MAX_LINES
+        str(path.relative_to(ROOT)): lines
+        for path in paths
+        if "migrations" not in path.parts
+        and (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
