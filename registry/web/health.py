@@ -44,9 +44,11 @@ def ready(request: HttpRequest) -> JsonResponse:
     """
     status = get_matcher().status()
     code = 200 if status.ready else 503
+    # Read for everyone: a database that cannot be reached makes the process not ready (503,
+    # DatabaseUnavailableMiddleware), though only operators are shown the figure.
+    latest = Change.objects.aggregate(latest=Max("id"))["latest"] or 0
     if not _operator(request):
         return JsonResponse({"ready": status.ready}, status=code)
-    latest = Change.objects.aggregate(latest=Max("id"))["latest"] or 0
     return JsonResponse(
         {
             "ready": status.ready,

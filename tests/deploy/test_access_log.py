@@ -76,7 +76,7 @@ def test_the_access_log_holds_no_query_string_hash_key_or_secret(
         "/api/v1/hashes/changes",
         "/v1/SubmitFeedback",
         "/receipt/public-key.pem",
-        "/admin/api/webhookdelivery/3/change/",
+        "/admin/registry/webhookdelivery/3/change/",
         "/static/registry/hash-worker.0123456789ab.js",
     ],
 )

@@ -190,7 +190,7 @@ def test_the_admin_refuses_to_save_a_non_public_webhook_address(url: str) -> Non
     client = staff_login(Client(), admin)
 
     response = client.post(
-        "/admin/api/partner/add/",
+        "/admin/registry/partner/add/",
         {
             "name": "Hooked Platform",
             "is_active": "on",
