@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from registry.selectors.partners import participating_platforms
+from registry.web.errors import DATABASE_UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,16 @@ def help_resources(language: str, path: Path | None = None) -> HelpResources:
 def platforms_named(language: str) -> list[str]:
     """The platforms people are told check the registry: the active partners that agreed to be
     named (``listed_publicly``, set in the admin) and those the operator's help file lists
-    (platforms that check it through another channel), each once, alphabetically."""
+    (platforms that check it through another channel), each once, alphabetically.
+
+    With the database out of reach, the help file's list alone: the home page, with its help
+    resources, stays readable through an outage.
+    """
     names = {name.casefold(): name for name in help_resources(language).partners}
-    names.update({name.casefold(): name for name in participating_platforms()})
+    try:
+        partners = participating_platforms()
+    except DATABASE_UNAVAILABLE:
+        logger.warning("database unavailable: platforms named from the help file only")
+        partners = []
+    names.update({name.casefold(): name for name in partners})
     return [names[key] for key in sorted(names)]

@@ -186,6 +186,10 @@ def _check_pages_during_the_outage(base: str) -> None:
     ready = request(base, "GET", "/ready")
     assert ready.status == 503
     assert ready.json()["error"]["code"] == "service_unavailable"
+    for language in ("en", "fr"):  # the home page and its help stay readable
+        home = request(base, "GET", "/", headers={"Accept-Language": language})
+        assert home.status == 200
+        assert 'href="tel:3018"' in home.body.decode()
     form = request(base, "GET", "/status")  # no database needed: sets the CSRF cookie
     assert form.status == 200
     token = re.search(r"csrftoken=([^;]+)", form.headers["set-cookie"])
