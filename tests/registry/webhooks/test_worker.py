@@ -27,8 +27,6 @@ from tests.processes import (
     suite_database_url,
 )
 
-SHARED_BROKER = "redis://127.0.0.1:6379/13"
-
 
 def _outbox() -> str:
     return "outbox: " + repr(
@@ -75,8 +73,12 @@ def test_a_worker_delivers_signed_added_and_withdrawn_events(
     processes: Processes,
     web_side_broker: Callable[[str], None],
 ) -> None:
-    web_side_broker(SHARED_BROKER)
-    _start_worker(processes, SHARED_BROKER, beat=False)
+    # A broker of its own: no task left on a shared Redis by another run can reach its worker.
+    port = free_port()
+    start_redis(processes, port)
+    broker = f"redis://127.0.0.1:{port}/0"
+    web_side_broker(broker)
+    _start_worker(processes, broker, beat=False)
 
     registered = register_case(images=2)
     events = verifying_receiver.wait_for(2, _outbox)
