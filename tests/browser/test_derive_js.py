@@ -5,6 +5,7 @@ versions of each photo. A partner's query views only find them if the browser co
 views the specification (registry/derivatives.py) defines: these tests run derive.js in Chromium
 and require, on identical pixels, the same views in the same order with the same hashes and
 qualities, bit for bit, and the same intermediate pixels (working image, refilled masks).
+Then a photo registered through the register page must send those views in its request.
 
 Set REAL_PHOTOS to a directory of JPEG or PNG photos to compare on them too.
 """
@@ -22,8 +23,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 from PIL import Image
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
+from registry import derivatives
 from registry.derivatives import (
     ASPECTS,
     MASKS,
@@ -38,7 +40,7 @@ from registry.derivatives import (
 )
 from registry.pdq import MIN_QUALITY
 from registry.pixels import pdq_pixels
-from tests.browser.conftest import open_page
+from tests.browser.conftest import SiteOpener, open_page
 from tests.images import photo_like_rgb, to_uint8
 
 pytestmark = pytest.mark.browser
@@ -297,3 +299,41 @@ def test_real_photos(derive_page: Page, path: Path | None) -> None:
     ours = browser_views(derive_page, rgb, "derivedViews")
     assert ours == every_view(rgb)
     print(f"\n{path.name} {rgb.shape[1]}x{rgb.shape[0]}: {len(python_views(rgb))} registered")
+
+
+# ---------------------------------------------------------------------------------------------
+# The register page sends them.
+
+
+@pytest.mark.slow
+def test_the_register_page_sends_the_views_of_each_photo(site: SiteOpener, tmp_path: Path) -> None:
+    """The photo's views, computed in the page's worker from the decoded file, reach the
+    registry in the registration's body, beside the dihedral hashes: those registered_views gives
+    for the same file's pixels (a PNG, which both sides decode to the same pixels)."""
+    path = tmp_path / "portrait.png"
+    pixels = photo(1, 1500, 1100)
+    Image.fromarray(pixels).save(path)
+    page, log = site(locale="en-GB")
+    page.goto(log.origin + "/register")
+    expect(page.locator("[data-picker][data-ready]")).to_be_attached()
+    page.locator("#photos").set_input_files([str(path)])
+    expect(page.locator(".photo.ready")).to_have_count(1, timeout=20_000)
+    page.locator("#scope-intimate").check()
+    page.locator("#depicted").check()
+    page.locator("#rights").check()
+    page.locator("#minor-no").check()
+    with page.expect_request("**/register/submit") as sent:
+        page.locator("[data-submit]").click()
+    expect(page.locator("[data-case-secret]")).to_be_visible()
+
+    body = sent.value.post_data_json
+    assert body is not None
+    (image,) = body["images"]
+    with Image.open(path) as decoded:
+        expected = {item.view: item.value.hex() for item in registered_views(pdq_pixels(decoded))}
+    assert sorted(image) == ["hashes", "quality", "views"]
+    assert len(image["hashes"]) == 8
+    assert list(image["views"].items()) == list(expected.items())
+    assert len(expected) > 50
+    assert set(expected) <= set(derivatives.VIEW_NAMES) | {f"a{w}x{h}" for w, h in ASPECTS}
+    assert log.page_errors == []

@@ -1,7 +1,8 @@
 /**
- * A module Web Worker that turns one photo (a File) into its eight dihedral PDQ hashes, off the
- * page's main thread. The photo is decoded here, at full resolution, and never leaves the device:
- * only the hashes and the quality are posted back.
+ * A module Web Worker that turns one photo (a File) into its eight dihedral PDQ hashes and the
+ * hashes of its derived views (derive.js: re-framed and masked versions of the same pixels), off
+ * the page's main thread. The photo is decoded here, at full resolution, and never leaves the
+ * device: only the hashes and the quality are posted back.
  *
  * Decoding follows the convention partners follow too (registry/pixels.py, docs/partners.md):
  * createImageBitmap with no colour-space conversion (an ICC profile is ignored) and no
@@ -13,10 +14,13 @@
  *
  * Messages in:  {id, file}
  * Messages out: {id, stage: "decoding" | "hashing"}
- *               {id, stage: "done", hashes: [8 hex strings], quality, width, height}
+ *               {id, stage: "hashing", done, total}  (after each derived view)
+ *               {id, stage: "done", hashes: [8 hex strings], quality, views: {name: hex, ...},
+ *                width, height}
  *               {id, stage: "error", code: "decode_failed" | "too_large" | "hash_failed"}
  */
 
+import { MIN_QUALITY, registeredViews } from "./derive.js";
 import { pdqHashDihedral } from "./pdq.js";
 
 async function decode(file) {
@@ -62,11 +66,20 @@ self.addEventListener("message", async (event) => {
   self.postMessage({ id, stage: "hashing" });
   try {
     const { hashes, quality } = pdqHashDihedral(image);
+    // The derived views of the same pixels, those of quality MIN_QUALITY or more. A photo under
+    // that quality is refused by the page (the same minimum, registry.pdq.MIN_QUALITY), so its
+    // views are not computed.
+    const views = {};
+    if (quality >= MIN_QUALITY) {
+      const onProgress = (done, total) => self.postMessage({ id, stage: "hashing", done, total });
+      for (const { view, hash } of registeredViews(image, { onProgress })) views[view] = hash;
+    }
     self.postMessage({
       id,
       stage: "done",
       hashes,
       quality,
+      views,
       width: image.width,
       height: image.height,
     });

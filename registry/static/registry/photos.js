@@ -3,14 +3,17 @@
  * in a Web Worker (hash-worker.js), with a progress indicator for each.
  *
  * Previews are blob: URLs of the files, shown only in this page; the files themselves are never
- * uploaded, and nothing but the hashes and the quality of the photos that can be protected is
- * handed to the page's script. Photos below the minimum quality are refused here, with an
- * explanation, and so are duplicates.
+ * uploaded, and nothing but the hashes (the eight dihedral ones and those of the derived views)
+ * and the quality of the photos that can be protected is handed to the page's script. Photos
+ * below the minimum quality are refused here, with an explanation, and so are duplicates.
  */
 
 import { format, readMessages } from "./common.js";
 
 const PROGRESS = { queued: 5, decoding: 30, hashing: 70, done: 100 };
+// While the derived views are hashed, the bar moves from PROGRESS.hashing up to this.
+const VIEWS_PROGRESS_END = 95;
+const HEX_HASH = /^[0-9a-f]{64}$/;
 const MIN_BITS_SET = 96;
 const MAX_BITS_SET = 128;
 
@@ -31,11 +34,21 @@ function looksLikePdq(hashes) {
     Array.isArray(hashes) &&
     hashes.length === 8 &&
     hashes.every((hash) => {
-      if (!/^[0-9a-f]{64}$/.test(hash)) return false;
+      if (!HEX_HASH.test(hash)) return false;
       const bits = bitsSet(hash);
       return bits >= MIN_BITS_SET && bits <= MAX_BITS_SET;
     })
   );
+}
+
+/** The derived views' hashes as the registry takes them, {name: hex}, any malformed one out. */
+function validViews(views) {
+  const valid = {};
+  if (views === null || typeof views !== "object") return valid;
+  for (const [name, hash] of Object.entries(views)) {
+    if (typeof hash === "string" && HEX_HASH.test(hash)) valid[name] = hash;
+  }
+  return valid;
 }
 
 export class PhotoPicker {
@@ -104,11 +117,11 @@ export class PhotoPicker {
     this.listeners.push(listener);
   }
 
-  /** The photos ready to send: [{hashes, quality}], in the order they were chosen. */
+  /** The photos ready to send: [{hashes, quality, views}], in the order they were chosen. */
   readyImages() {
     return Array.from(this.photos.values())
       .filter((photo) => photo.state === "ready")
-      .map((photo) => ({ hashes: photo.hashes, quality: photo.quality }));
+      .map((photo) => ({ hashes: photo.hashes, quality: photo.quality, views: photo.views }));
   }
 
   /** How many photos are still waiting or being hashed. */
@@ -150,7 +163,16 @@ export class PhotoPicker {
   createPhoto(file) {
     const id = this.nextId++;
     const item = this.template.content.firstElementChild.cloneNode(true);
-    const photo = { id, file, item, state: "queued", url: null, hashes: null, quality: null };
+    const photo = {
+      id,
+      file,
+      item,
+      state: "queued",
+      url: null,
+      hashes: null,
+      quality: null,
+      views: null,
+    };
     const name = file.name || "photo";
     const nameId = `photo-name-${this.root.id || "p"}-${id}`;
     item.querySelector(".photo-name").textContent = name;
@@ -230,6 +252,15 @@ export class PhotoPicker {
 
   onResult(message) {
     const photo = this.photos.get(message.id);
+    if (message.stage === "hashing" && message.total > 0) {
+      // A derived view is done: move the bar, leave the state and its text as they are.
+      if (photo && photo.state === "hashing") {
+        const share = Math.min(1, message.done / message.total);
+        photo.item.querySelector(".photo-progress").value =
+          PROGRESS.hashing + Math.round(share * (VIEWS_PROGRESS_END - PROGRESS.hashing));
+      }
+      return;
+    }
     if (message.stage === "decoding" || message.stage === "hashing") {
       if (photo) this.setState(photo, message.stage, this.messages[message.stage]);
       return;
@@ -247,6 +278,7 @@ export class PhotoPicker {
       } else {
         photo.hashes = message.hashes;
         photo.quality = message.quality;
+        photo.views = validViews(message.views);
         this.setState(photo, "ready", format(this.messages.ready, { quality: message.quality }));
       }
     }
