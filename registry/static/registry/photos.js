@@ -29,24 +29,26 @@ function bitsSet(hex) {
   return count;
 }
 
-function looksLikePdq(hashes) {
-  return (
-    Array.isArray(hashes) &&
-    hashes.length === 8 &&
-    hashes.every((hash) => {
-      if (!HEX_HASH.test(hash)) return false;
-      const bits = bitsSet(hash);
-      return bits >= MIN_BITS_SET && bits <= MAX_BITS_SET;
-    })
-  );
+function looksLikeOnePdq(hash) {
+  if (typeof hash !== "string" || !HEX_HASH.test(hash)) return false;
+  const bits = bitsSet(hash);
+  return bits >= MIN_BITS_SET && bits <= MAX_BITS_SET;
 }
 
-/** The derived views' hashes as the registry takes them, {name: hex}, any malformed one out. */
+function looksLikePdq(hashes) {
+  return Array.isArray(hashes) && hashes.length === 8 && hashes.every(looksLikeOnePdq);
+}
+
+/**
+ * The derived views' hashes as the registry takes them, {name: hex}. A view whose hash the
+ * registry would refuse (too few bits set: a degenerate view) is left out, so that one view
+ * never costs the photo its registration.
+ */
 function validViews(views) {
   const valid = {};
   if (views === null || typeof views !== "object") return valid;
   for (const [name, hash] of Object.entries(views)) {
-    if (typeof hash === "string" && HEX_HASH.test(hash)) valid[name] = hash;
+    if (looksLikeOnePdq(hash)) valid[name] = hash;
   }
   return valid;
 }
