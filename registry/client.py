@@ -9,6 +9,13 @@ Installed as the ``rempart`` command::
 Nothing but hashes leaves the machine: images are decoded and hashed here, by the same rules as
 the registry's pages (registry.pixels: EXIF orientation, transparency over white, 16-bit to its
 high byte), and only their PDQ hashes and quality are sent.
+
+A registration carries, beside the 8 dihedral hashes, the photo's derived views (crops, cuts and
+masked views: registry.derivatives.registered_views), the same bits as the registry's pages
+compute. A match sends each upload's own hash with its query views (borders and caption bands
+trimmed, a mirror, small rotations undone, edge cuts, masked regions:
+registry.derivatives.query_views). A partner matching locally from the sync feed decides with
+registry.derivatives.decide, the registry's own rule.
 """
 
 from __future__ import annotations
@@ -28,11 +35,26 @@ import numpy as np
 import pdqhash
 from PIL import Image
 
+from registry import derivatives
 from registry.codes import TERMS_VERSION
 from registry.pdq import DIHEDRAL_VARIANTS, MIN_QUALITY, InvalidHash, check_bits
 from registry.pixels import pdq_pixels
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+# The registry's limit on one match call's hashes, views included.
+MAX_HASHES_PER_CALL = 1000
+
+
+def _sendable(views: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The query views a registry accepts: those whose hash a real image can have."""
+    sendable = {}
+    for name, value in views:
+        try:
+            check_bits(bytes.fromhex(value))
+        except InvalidHash:
+            continue
+        sendable[name] = value
+    return sendable
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +64,10 @@ class ImageHashes:
     path: str
     hashes: tuple[str, ...]
     quality: int
+    # The derived views registered with the photo (name, hex), when computed.
+    views: tuple[tuple[str, str], ...] = ()
+    # The views a match call sends beside the original (name, hex), when computed.
+    query: tuple[tuple[str, str], ...] = ()
 
     @property
     def original(self) -> str:
@@ -68,14 +94,33 @@ def _hex(vector: np.ndarray[Any, Any]) -> str:
     return np.packbits(vector.astype(np.uint8)).tobytes().hex()
 
 
-def hash_file(path: str | Path) -> ImageHashes:
+def hash_file(path: str | Path, *, views: bool = False, query: bool = False) -> ImageHashes:
     """Decode an image as the registry's pages do (registry.pixels) and compute its dihedral
-    PDQ hashes."""
+    PDQ hashes; with ``views``, the derived views a registration carries; with ``query``, the
+    views a match call sends."""
     with Image.open(path) as image:
         pixels = pdq_pixels(image)
     vectors, quality = pdqhash.compute_dihedral(pixels)
+    registered = (
+        tuple((item.view, item.value.hex()) for item in derivatives.registered_views(pixels))
+        if views
+        else ()
+    )
+    asked = (
+        tuple(
+            (item.view, item.value.hex())
+            for item in derivatives.query_views(pixels)
+            if item.view != derivatives.WHOLE
+        )
+        if query
+        else ()
+    )
     return ImageHashes(
-        path=str(path), hashes=tuple(_hex(vector) for vector in vectors), quality=int(quality)
+        path=str(path),
+        hashes=tuple(_hex(vector) for vector in vectors),
+        quality=int(quality),
+        views=registered,
+        query=asked,
     )
 
 
@@ -117,12 +162,42 @@ class Client:
                 raise RegistryError(error.code, "http_error", str(error.reason)) from None
 
     def match_results(
-        self, hashes: Sequence[str], *, purpose: str = "publish", max_distance: int = 31
+        self,
+        hashes: Sequence[str],
+        *,
+        purpose: str = "publish",
+        max_distance: int = 31,
+        views: Sequence[dict[str, str]] | None = None,
     ) -> list[dict[str, Any]]:
         """One result per hash, in order: ``{"matches": [...]}``, plus an ``error`` for a hash
-        the registry cannot match (``{"code", "message"}``; its ``matches`` is empty)."""
-        body = {"hashes": list(hashes), "purpose": purpose, "max_distance": max_distance}
-        results: list[dict[str, Any]] = self.post("/api/v1/match", body)["results"]
+        the registry cannot match (``{"code", "message"}``; its ``matches`` is empty).
+
+        ``views[i]``, when given, are the query views of the upload of ``hashes[i]``. Calls are
+        split so that none carries more than MAX_HASHES_PER_CALL hashes, views included.
+        """
+        results: list[dict[str, Any]] = []
+        batch: list[int] = []
+        size = 0
+
+        def send() -> None:
+            body: dict[str, Any] = {
+                "hashes": [hashes[index] for index in batch],
+                "purpose": purpose,
+                "max_distance": max_distance,
+            }
+            if views is not None:
+                body["views"] = [views[index] or None for index in batch]
+            results.extend(self.post("/api/v1/match", body)["results"])
+
+        for index in range(len(hashes)):
+            cost = 1 + (len(views[index]) if views is not None else 0)
+            if batch and size + cost > MAX_HASHES_PER_CALL:
+                send()
+                batch, size = [], 0
+            batch.append(index)
+            size += cost
+        if batch:
+            send()
         return results
 
     def match(
@@ -150,35 +225,42 @@ class Client:
             "terms_version": TERMS_VERSION,
             "language": language,
             "images": [
-                {"hashes": list(image.hashes), "quality": image.quality} for image in images
+                {"hashes": list(image.hashes), "quality": image.quality, "views": dict(image.views)}
+                for image in images
             ],
         }
         result: dict[str, str] = self.post("/api/v1/cases", body)
         return result
 
 
-def _hash_all(paths: Sequence[str]) -> list[ImageHashes]:
-    return [hash_file(path) for path in paths]
+def _hash_all(
+    paths: Sequence[str], *, views: bool = False, query: bool = False
+) -> list[ImageHashes]:
+    return [hash_file(path, views=views, query=query) for path in paths]
 
 
 def _command_hash(arguments: argparse.Namespace) -> int:
-    for image in _hash_all(arguments.images):
+    for image in _hash_all(arguments.images, views=True):
         print(f"{image.path}\tquality {image.quality}")
         for variant, value in zip(DIHEDRAL_VARIANTS, image.hashes, strict=True):
             print(f"  {variant:<14}{value}")
+        for view, value in image.views:
+            print(f"  {view:<14}{value}")
         if image.quality < MIN_QUALITY:
             print(f"  warning: quality below {MIN_QUALITY}; the registry will refuse this image")
     return 0
 
 
 def _command_match(arguments: argparse.Namespace) -> int:
-    images = _hash_all(arguments.images)
+    images = _hash_all(arguments.images, query=True)
     matchable = [index for index, image in enumerate(images) if image.unmatchable_reason is None]
     answers: dict[int, dict[str, Any]] = {}
     if matchable:
         client = Client(arguments.url, key=arguments.key)
         results = client.match_results(
-            [images[index].original for index in matchable], purpose=arguments.purpose
+            [images[index].original for index in matchable],
+            purpose=arguments.purpose,
+            views=[_sendable(images[index].query) for index in matchable],
         )
         answers = dict(zip(matchable, results, strict=True))
     matched = False
@@ -195,8 +277,12 @@ def _command_match(arguments: argparse.Namespace) -> int:
         matched = True
         for match in matches:
             minor = " minor" if match["minor_depicted"] else ""
+            kind = match.get("kind", derivatives.WHOLE)
+            if kind == derivatives.REGIONS and "regions" in match:
+                kind += f" {match['regions']['matched']}/{match['regions']['of']}"
             print(
-                f"{image.path}\tMATCH {match['scope']} {match['status']}{minor} {match['match_id']}"
+                f"{image.path}\tMATCH {match['scope']} {match['status']}{minor} "
+                f"{match['match_id']} {kind}"
             )
     return 1 if matched else 0
 
@@ -209,7 +295,7 @@ def _command_submit(arguments: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    images = _hash_all(arguments.images)
+    images = _hash_all(arguments.images, views=True)
     low = [image.path for image in images if image.quality < MIN_QUALITY]
     if low:
         print(f"Too plain or too small to protect: {', '.join(low)}", file=sys.stderr)

@@ -27,20 +27,22 @@ Views of PDQ quality under MIN_QUALITY are not registered (a flat wall, a sky).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pdqhash
 from numpy.typing import NDArray
 from PIL import Image
 
-from registry.pdq import MIN_QUALITY
+from registry.borders import trim_borders
 
 Rgb = NDArray[np.uint8]
 
 WORKING_SIDE = 1024
+# Views of lower PDQ quality are not registered: registry.pdq.MIN_QUALITY, the bar for a photo
+# (not imported: registry.pdq validates view names from this module).
+MIN_QUALITY = 50
 
 REFRAMED = "reframed"
 REGIONS = "regions"
@@ -80,6 +82,8 @@ def _views() -> tuple[View, ...]:
         views.append(View(f"r{percent:02d}", REFRAMED, (0, 0, 1000 - cut, 1000)))
     for index, mask in enumerate(MASKS, start=1):
         views.append(View(f"m{index}", REGIONS, (0, 0, 1000, 1000), mask))
+    for index, tile in enumerate(TILES, start=1):
+        views.append(View(f"g{index}", REGIONS, tile))
     return tuple(views)
 
 
@@ -94,12 +98,30 @@ MASKS: tuple[tuple[int, int, int, int], ...] = (
 )
 MASK_NAMES = tuple(f"m{index}" for index in range(1, len(MASKS) + 1))
 
+# The guard tiles: small regions where a body edit does not reach (the top band, with the face,
+# and the far sides). A masked view is blind to what its mask covers and PDQ is coarse, so two
+# photos of one room with the person elsewhere can agree on every mask; a tile sees the head or
+# the arm that moved. A regions match needs every guard tile of the photo to agree.
+TILES: tuple[tuple[int, int, int, int], ...] = (
+    (0, 0, 400, 230),
+    (300, 0, 700, 230),
+    (600, 0, 1000, 230),
+    (0, 250, 190, 800),
+    (810, 250, 1000, 800),
+)
+TILE_NAMES = tuple(f"g{index}" for index in range(1, len(TILES) + 1))
+
 VIEWS = _views()
 VIEW_NAMES = tuple(view.name for view in VIEWS)
 VIEW_KINDS = {view.name: view.kind for view in VIEWS}
 
 # Centred aspect-ratio crops (width:height), registered when they remove 3-45% of a side.
 ASPECTS: tuple[tuple[int, int], ...] = ((1, 1), (4, 5), (9, 16), (16, 9), (4, 3), (3, 4))
+ASPECT_NAMES = tuple(f"a{width}x{height}" for width, height in ASPECTS)
+
+# Every derived view a photo may register, and its kind.
+DERIVED_VIEW_NAMES: tuple[str, ...] = VIEW_NAMES + ASPECT_NAMES
+DERIVED_VIEW_KINDS: dict[str, str] = {**VIEW_KINDS, **dict.fromkeys(ASPECT_NAMES, REFRAMED)}
 
 
 def working_image(rgb: Rgb) -> Rgb:
@@ -183,6 +205,9 @@ def aspect_views(width: int, height: int) -> list[tuple[str, tuple[int, int, int
 
 
 def pdq(pixels: Rgb) -> tuple[bytes, int]:
+    """The PDQ hash (32 bytes) and quality of RGB pixels; an empty view's is zero, quality 0."""
+    if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+        return bytes(32), 0
     vector, quality = pdqhash.compute(np.ascontiguousarray(pixels))
     return np.packbits(vector.astype(np.uint8)).tobytes(), int(quality)
 
@@ -214,73 +239,20 @@ def registered_views(rgb: Rgb) -> list[DerivedHash]:
 
 # ---- the partner's side -------------------------------------------------------------------
 
-BORDER_TOLERANCE = 16  # how far (per channel) a border pixel may stray from the border colour
-BORDER_SHARE = 0.98  # the share of a row or column that must be border-coloured
-CAPTION_SHARE = 0.6  # a caption band's rows are at least this share of one colour
-MAX_TRIM = 0.45
-
-
-def _uniform_lines(lines: NDArray[Any], colour: NDArray[Any], share: float) -> int:
-    """How many leading lines (rows of ``lines``) are mostly ``colour``."""
-    close = np.abs(lines.astype(np.int16) - colour.astype(np.int16)).max(axis=2) <= BORDER_TOLERANCE
-    fractions = close.mean(axis=1)
-    count = 0
-    for fraction in fractions:
-        if fraction < share:
-            break
-        count += 1
-    return count
-
-
-def _band(lines: NDArray[Any], limit: int, share: float) -> int:
-    if limit <= 0:
-        return 0
-    edge = lines[:limit]
-    colour = np.median(edge[0], axis=0)
-    return _uniform_lines(edge, colour, share)
-
-
-def trim_borders(rgb: Rgb) -> Rgb:
-    """The image without its uniform borders (letterbox, pillarbox, padding of any colour) and
-    caption bands (a band of mostly one colour with text on it, at the top or the bottom)."""
-    image = rgb
-    for _ in range(4):
-        height, width = image.shape[:2]
-        top = _band(image, int(height * MAX_TRIM), BORDER_SHARE)
-        bottom = _band(image[::-1], int(height * MAX_TRIM), BORDER_SHARE)
-        left = _band(image.transpose(1, 0, 2), int(width * MAX_TRIM), BORDER_SHARE)
-        right = _band(image.transpose(1, 0, 2)[::-1], int(width * MAX_TRIM), BORDER_SHARE)
-        # A caption band: its rows are mostly its background colour; the text is the rest.
-        if top == 0:
-            top = _caption_band(image, int(height * MAX_TRIM))
-        if bottom == 0:
-            bottom = _caption_band(image[::-1], int(height * MAX_TRIM))
-        if top + bottom + left + right == 0:
-            break
-        image = image[top : height - bottom, left : width - right]
-        if min(image.shape[:2]) < 16:
-            return rgb
-    return np.ascontiguousarray(image)
-
-
-def _caption_band(lines: Rgb, limit: int) -> int:
-    """Rows at the start of ``lines`` that form a caption band: mostly one colour, with at least
-    some text rows, ending where the photo begins; 0 when there is none."""
-    if limit <= 4:
-        return 0
-    colour = np.median(lines[0], axis=0)
-    close = np.abs(lines[:limit].astype(np.int16) - colour.astype(np.int16)).max(axis=2)
-    fractions = (close <= BORDER_TOLERANCE).mean(axis=1)
-    count = 0
-    for fraction in fractions:
-        if fraction < CAPTION_SHARE:
-            break
-        count += 1
-    return count if count >= 4 else 0
-
-
 ROTATIONS = (-6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6)
 EDGE_CUTS = (("t", 12), ("b", 12), ("t", 24), ("b", 24))
+MAX_QUERY_VIEWS = 63  # beside the upload's own hash: 64 hashes an upload at most
+
+# Every view a partner's query may carry beside the upload's own hash.
+QUERY_VIEW_NAMES: tuple[str, ...] = (
+    "trimmed",
+    "mirror",
+    *(f"rot{degrees:+d}{form}" for degrees in ROTATIONS for form in ("c", "e")),
+    *(f"cut-{side}{percent:02d}" for side, percent in EDGE_CUTS),
+    *MASK_NAMES,
+    *TILE_NAMES,
+    *(f"t{name}" for name in (*MASK_NAMES, *TILE_NAMES)),
+)
 
 
 def inner_scale(width: int, height: int, degrees: float) -> float:
@@ -344,8 +316,15 @@ def query_views(rgb: Rgb) -> list[QueryHash]:
         box = {"t": (0, cut, 1000, 1000), "b": (0, 0, 1000, 1000 - cut)}[side]
         view = View(f"{side}{percent:02d}", REFRAMED, box)
         found.append(QueryHash(f"cut-{view.name}", *pdq(view_pixels(base, view))))
-    for index, mask in enumerate(MASKS, start=1):
-        found.append(QueryHash(f"m{index}", *pdq(refill(base, mask))))
+    # The regions, of the working image as it is and, when borders were trimmed, of the rest.
+    for prefix, image in (("", work), ("t", trimmed if trimmed.shape != work.shape else None)):
+        if image is None:
+            continue
+        for name, mask in zip(MASK_NAMES, MASKS, strict=True):
+            found.append(QueryHash(prefix + name, *pdq(refill(image, mask))))
+        for name, tile in zip(TILE_NAMES, TILES, strict=True):
+            view = View(name, REGIONS, tile)
+            found.append(QueryHash(prefix + name, *pdq(view_pixels(image, view))))
     return [item for item in found if item.quality > 0]
 
 
@@ -354,7 +333,9 @@ def query_views(rgb: Rgb) -> list[QueryHash]:
 WHOLE_DISTANCE = 31
 REFRAMED_DISTANCE = 31
 REGION_DISTANCE = 31
+TILE_DISTANCE = 31
 REGIONS_NEEDED = 2
+TILES_NEEDED = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,27 +347,39 @@ class Decision:
 
 
 def decide(
-    pairs: Iterable[tuple[str, str, int]], registered_masks: int = len(MASKS)
+    pairs: Iterable[tuple[str, str, int]],
+    registered_masks: int = len(MASKS),
+    registered_tiles: int = len(TILES),
 ) -> Decision | None:
     """The decision for one registered photo against one upload, from (query view, registered
-    view, distance) pairs within 31 bits. None means no match.
+    view, distance) pairs within 31 bits, and how many masked views and guard tiles the photo
+    holds. None means no match.
 
     - ``whole``: the upload's own hash is within WHOLE_DISTANCE of a dihedral hash;
     - ``reframed``: a full-frame view of the upload (its own hash, trimmed, mirrored, a rotation
       undone, an edge cut) is within REFRAMED_DISTANCE of a dihedral or re-framed view;
     - ``regions``: at least REGIONS_NEEDED masked views agree, each with the same mask on both
-      sides (the geometric check: the regions sit at the same place).
+      sides, and so does every guard tile the photo holds (at least TILES_NEEDED), each with the
+      same tile: the geometric check, the matched regions sit where the photo's regions sit.
+      ``regions`` counts the masks and tiles that agreed, of the photo's masks and tiles.
     """
     best_whole: int | None = None
     best_reframed: int | None = None
-    masks: dict[str, int] = {}
+    # Region evidence per family: the upload as it is (""), and with its borders trimmed ("t").
+    masks: dict[str, dict[str, int]] = {"": {}, "t": {}}
+    tiles: dict[str, dict[str, int]] = {"": {}, "t": {}}
     for query_view, registered_view, distance in pairs:
-        registered_kind = VIEW_KINDS.get(registered_view, WHOLE)
+        registered_kind = DERIVED_VIEW_KINDS.get(registered_view, WHOLE)
+        family, region = _region_of(query_view)
         if registered_kind == REGIONS:
-            if query_view == registered_view and distance <= REGION_DISTANCE:
-                masks[query_view] = min(distance, masks.get(query_view, 256))
+            if region != registered_view:
+                continue
+            found = masks if region in MASK_NAMES else tiles
+            limit = REGION_DISTANCE if region in MASK_NAMES else TILE_DISTANCE
+            if distance <= limit:
+                found[family][region] = min(distance, found[family].get(region, 256))
             continue
-        if query_view in MASK_NAMES:
+        if region is not None:
             continue
         if query_view == WHOLE and registered_kind == WHOLE and distance <= WHOLE_DISTANCE:
             best_whole = distance if best_whole is None else min(best_whole, distance)
@@ -396,10 +389,32 @@ def decide(
         return Decision(WHOLE, best_whole)
     if best_reframed is not None:
         return Decision(REFRAMED, best_reframed)
-    if len(masks) >= REGIONS_NEEDED:
-        return Decision(REGIONS, min(masks.values()), len(masks), registered_masks)
-    return None
+    best: Decision | None = None
+    for family in ("", "t"):
+        agreed_masks, agreed_tiles = masks[family], tiles[family]
+        if (
+            len(agreed_masks) >= REGIONS_NEEDED
+            and registered_tiles >= TILES_NEEDED
+            and len(agreed_tiles) >= registered_tiles
+        ):
+            decision = Decision(
+                REGIONS,
+                min(agreed_masks.values()),
+                len(agreed_masks) + len(agreed_tiles),
+                registered_masks + registered_tiles,
+            )
+            if best is None or decision.regions > best.regions:
+                best = decision
+    return best
 
 
-def names(items: Sequence[DerivedHash]) -> list[str]:
-    return [item.view for item in items]
+_REGION_NAMES = frozenset((*MASK_NAMES, *TILE_NAMES))
+
+
+def _region_of(query_view: str) -> tuple[str, str | None]:
+    """A query view's family ("" or "t" for trimmed) and region name, or region None."""
+    if query_view in _REGION_NAMES:
+        return "", query_view
+    if query_view.startswith("t") and query_view[1:] in _REGION_NAMES:
+        return "t", query_view[1:]
+    return "", None

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from registry.derivatives import DERIVED_VIEW_KINDS, DERIVED_VIEW_NAMES
 from registry.exceptions import RequestRefused, TooManyImages
 
 HASH_BITS = 256
@@ -58,6 +59,9 @@ class HashError(enum.StrEnum):
     # Within the match distance of an allow-listed hash (registry.services.allowlist): a blank
     # image, a common meme, a known collision. Checked against the database, not here.
     ALLOW_LISTED = "hash_allow_listed"
+    # The derived views of an image (registry.derivatives): an object of view name to hash.
+    VIEWS_INVALID = "hash_views_invalid"
+    VIEW_UNKNOWN = "hash_view_unknown"
 
 
 _MESSAGES: dict[HashError, str] = {
@@ -72,6 +76,11 @@ _MESSAGES: dict[HashError, str] = {
         "This hash is within the match distance of a known common or blank image "
         "(the registry's allow-list): it cannot be registered."
     ),
+    HashError.VIEWS_INVALID: (
+        "views is an object of derived view names to their hashes, each name at most once "
+        "(registry.derivatives), or absent."
+    ),
+    HashError.VIEW_UNKNOWN: "views names a view the registry does not know (registry.derivatives).",
 }
 
 
@@ -85,21 +94,31 @@ class InvalidHash(ValueError):  # noqa: N818 - reads as the domain's word, like 
     status = 422
 
     def __init__(
-        self, code: HashError, index: int | None = None, *, image: int | None = None
+        self,
+        code: HashError,
+        index: int | None = None,
+        *,
+        image: int | None = None,
+        view: str | None = None,
     ) -> None:
         super().__init__(_MESSAGES[code])
         self.code = code
         self.index = index
         self.image = image
+        self.view = view
 
     def at_image(self, image: int) -> InvalidHash:
         """The same error, located in the image at position ``image`` of a request."""
-        return InvalidHash(self.code, self.index, image=image)
+        return InvalidHash(self.code, self.index, image=image, view=self.view)
 
     @property
-    def details(self) -> dict[str, int]:
-        """Where the refused value is: ``index`` and ``image`` when known."""
-        located = {"index": self.index, "image": self.image}
+    def details(self) -> dict[str, int | str]:
+        """Where the refused value is: ``index``, ``image`` and ``view`` when known."""
+        located: dict[str, int | str | None] = {
+            "index": self.index,
+            "image": self.image,
+            "view": self.view,
+        }
         return {name: value for name, value in located.items() if value is not None}
 
     @property
@@ -161,17 +180,43 @@ def parse_quality(value: object) -> int:
 
 @dataclass(frozen=True, slots=True)
 class DihedralHashes:
-    """The eight hashes of one image, in DIHEDRAL_VARIANTS order, and its quality."""
+    """The eight hashes of one image, in DIHEDRAL_VARIANTS order, its quality, and its derived
+    views (registry.derivatives) as (view name, hash) pairs in the order sent."""
 
     hashes: tuple[bytes, ...]
     quality: int
+    views: tuple[tuple[str, bytes], ...] = ()
 
     def by_variant(self) -> list[tuple[str, bytes]]:
-        return list(zip(DIHEDRAL_VARIANTS, self.hashes, strict=True))
+        """Every hash of the image with its variant: the dihedral ones, then the views."""
+        return [*zip(DIHEDRAL_VARIANTS, self.hashes, strict=True), *self.views]
 
 
-def parse_dihedral(hashes: object, quality: object) -> DihedralHashes:
-    """Parse one image's 8 dihedral hashes (original first) and its quality.
+def parse_views(value: object) -> tuple[tuple[str, bytes], ...]:
+    """Parse an image's derived views: absent (None) or an object of view name to hash.
+
+    Raises InvalidHash: ``hash_views_invalid`` for anything else or too many views,
+    ``hash_view_unknown`` (with ``view``) for a name registry.derivatives does not define, and
+    the hash's own error (with ``view``) for a bad hash.
+    """
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or len(value) > len(DERIVED_VIEW_NAMES):
+        raise InvalidHash(HashError.VIEWS_INVALID)
+    parsed: list[tuple[str, bytes]] = []
+    for name, text in value.items():
+        if name not in DERIVED_VIEW_KINDS:
+            raise InvalidHash(HashError.VIEW_UNKNOWN, view=str(name)[:16])
+        try:
+            parsed.append((name, parse_hash(text)))
+        except InvalidHash as error:
+            raise InvalidHash(error.code, view=name) from None
+    return tuple(parsed)
+
+
+def parse_dihedral(hashes: object, quality: object, views: object = None) -> DihedralHashes:
+    """Parse one image's 8 dihedral hashes (original first), its quality and its derived views
+    (parse_views).
 
     Raises InvalidHash; for a bad hash, ``index`` is its position in ``hashes``.
     """
@@ -185,11 +230,14 @@ def parse_dihedral(hashes: object, quality: object) -> DihedralHashes:
             parsed.append(parse_hash(text))
         except InvalidHash as error:
             raise InvalidHash(error.code, index=index) from None
-    return DihedralHashes(hashes=tuple(parsed), quality=parse_quality(quality))
+    return DihedralHashes(
+        hashes=tuple(parsed), quality=parse_quality(quality), views=parse_views(views)
+    )
 
 
 def parse_images(items: Sequence[object], *, limit: int) -> list[DihedralHashes]:
-    """Parse the images of one request, each ``{"hashes": [8 hashes], "quality": n}``.
+    """Parse the images of one request, each ``{"hashes": [8 hashes], "quality": n}`` with an
+    optional ``"views": {name: hash}`` (registry.derivatives).
 
     Raises TooManyImages past ``limit`` images, RequestRefused (``invalid_request``) for an
     item that is not an object, and InvalidHash located at the image (``image``) and the
@@ -202,7 +250,9 @@ def parse_images(items: Sequence[object], *, limit: int) -> list[DihedralHashes]
         if not isinstance(item, Mapping):
             raise RequestRefused(400, "invalid_request", details={"image": position})
         try:
-            parsed.append(parse_dihedral(item.get("hashes"), item.get("quality")))
+            parsed.append(
+                parse_dihedral(item.get("hashes"), item.get("quality"), item.get("views"))
+            )
         except InvalidHash as error:
             raise error.at_image(position) from None
     return parsed

@@ -48,6 +48,14 @@ class ImageSerializer(serializers.Serializer[Any]):
         help_text="The 8 dihedral PDQ hashes, in pdqhash's order, the original first.",
     )
     quality = WholeNumberField(min_value=0, max_value=100)
+    views = serializers.DictField(
+        child=HashTextField(),
+        required=False,
+        help_text=(
+            "The photo's derived views (registry.derivatives.registered_views: crops, cuts and "
+            "masked views of PDQ quality 50 or more), as an object of view name to hash."
+        ),
+    )
 
 
 class PublicCaseApi(APIView):

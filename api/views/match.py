@@ -14,11 +14,13 @@ from rest_framework.views import APIView
 from api.authentication import PartnerPrincipal, require_scope
 from api.errors import ApiError
 from api.fields import PARTNER_ERRORS, HashTextField, WholeNumberField, check_batch
+from registry.derivatives import MAX_QUERY_VIEWS, QUERY_VIEW_NAMES, REFRAMED, REGIONS, WHOLE
 from registry.exceptions import RateLimited
 from registry.match_ids import match_id_encode
 from registry.matching import probing
 from registry.models import MatchCall
 from registry.pdq import MATCH_DISTANCE, HashError, InvalidHash, parse_hash
+from registry.selectors.matches import ImageMatch
 from registry.services.matches import partner_match
 
 MAX_HASHES_PER_MATCH = 1000
@@ -35,7 +37,7 @@ def _match_input_plain(data: Any) -> dict[str, Any] | None:
     accepts only what it would accept unchanged (64 hexadecimal digits, a purpose, a whole
     max_distance), so every refusal still comes from the serializer, word for word.
     """
-    if type(data) is not dict:
+    if type(data) is not dict or "views" in data:
         return None
     hashes = data.get("hashes")
     purpose = data.get("purpose")
@@ -53,6 +55,54 @@ def _match_input_plain(data: Any) -> dict[str, Any] | None:
     return {"hashes": hashes, "purpose": purpose, "max_distance": distance}
 
 
+def _views_parse(value: object, uploads: int) -> list[dict[str, bytes]] | None:
+    """The derived views of each upload (registry.derivatives.query_views), or None.
+
+    ``views`` is absent, or a list as long as ``hashes`` of objects (or nulls) naming a query
+    view and its hash. A view whose hash no real image has (a flat crop) is left out; a view
+    that is not a hash at all refuses the request, as a malformed hash does.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != uploads:
+        raise ApiError(
+            400,
+            "views_invalid",
+            "views is a list as long as hashes, of objects of view name to hash (or null).",
+        )
+    parsed: list[dict[str, bytes]] = []
+    for index, item in enumerate(value):
+        if item is None:
+            parsed.append({})
+            continue
+        if not isinstance(item, dict) or len(item) > MAX_QUERY_VIEWS:
+            raise ApiError(
+                400,
+                "views_invalid",
+                f"Each item of views is an object of at most {MAX_QUERY_VIEWS} views, or null.",
+                {"index": index, "max_views": MAX_QUERY_VIEWS},
+            )
+        upload: dict[str, bytes] = {}
+        for name, text in item.items():
+            if name not in _QUERY_VIEWS:
+                raise ApiError(
+                    400,
+                    "view_unknown",
+                    "views names a view the registry does not know (docs/partners.md).",
+                    {"index": index, "view": str(name)[:16]},
+                )
+            try:
+                upload[name] = parse_hash(text)
+            except InvalidHash as error:
+                if error.code == HashError.MALFORMED:
+                    raise InvalidHash(error.code, index=index, view=name) from None
+        parsed.append(upload)
+    return parsed
+
+
+_QUERY_VIEWS = frozenset(QUERY_VIEW_NAMES)
+
+
 class MatchApi(APIView):
     """Match up to 1,000 hashes before publishing an image or running an AI edit on it."""
 
@@ -60,14 +110,36 @@ class MatchApi(APIView):
 
     class InputSerializer(serializers.Serializer[Any]):
         hashes = serializers.ListField(child=HashTextField(), allow_empty=False)
+        views = serializers.ListField(
+            child=serializers.DictField(child=HashTextField(), allow_null=True),
+            required=False,
+            help_text=(
+                "For each hash, the upload's derived views (registry.derivatives.query_views:"
+                " trimmed borders, a mirror, rotations undone, edge cuts, masked regions), as an"
+                " object of view name to hash, or null. Each hash and view counts against the"
+                " 1,000 a call and the budget."
+            ),
+        )
         purpose = serializers.ChoiceField(choices=MatchCall.Purpose.choices)
         max_distance = WholeNumberField(min_value=0, max_value=31, default=31)
+
+    class RegionsSerializer(serializers.Serializer[Any]):
+        matched = serializers.IntegerField(help_text="Masked views of the photo that agreed.")
+        of = serializers.IntegerField(help_text="Masked views the photo has.")
 
     class MatchSerializer(serializers.Serializer[Any]):
         match_id = serializers.CharField(help_text="Opaque; stable for you, unknown to others.")
         scope = serializers.ChoiceField(choices=["intimate", "no_sexual_edit"])
         minor_depicted = serializers.BooleanField()
         status = serializers.ChoiceField(choices=["active", "disputed"])
+        kind = serializers.ChoiceField(
+            choices=[WHOLE, REFRAMED, REGIONS],
+            help_text=(
+                "What matched: whole (the photo itself), reframed (a crop, border, caption cut "
+                "or small rotation of it) or regions (its untouched regions around an edited "
+                "one). Route regions matches of no_sexual_edit photos to review."
+            ),
+        )
 
     class ResultErrorSerializer(serializers.Serializer[Any]):
         code = serializers.ChoiceField(
@@ -91,6 +163,9 @@ class MatchApi(APIView):
         ),
     )
     OutputSerializer._declared_fields["results"] = ResultSerializer(many=True)
+    MatchSerializer._declared_fields["regions"] = RegionsSerializer(
+        required=False, help_text="Present for a regions match."
+    )
 
     @extend_schema(
         operation_id="match",
@@ -100,10 +175,24 @@ class MatchApi(APIView):
     def post(self, request: Request) -> Response:
         check_batch(request.data, "hashes", MAX_HASHES_PER_MATCH)
         data = _match_input_plain(request.data)
+        views: list[dict[str, bytes]] | None = None
         if data is None:
-            serializer = self.InputSerializer(data=request.data)
+            raw_views = request.data.get("views") if isinstance(request.data, dict) else None
+            body = request.data
+            if isinstance(body, dict) and "views" in body:
+                body = {name: value for name, value in body.items() if name != "views"}
+            serializer = self.InputSerializer(data=body)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
+            views = _views_parse(raw_views, len(data["hashes"]))
+            total = len(data["hashes"]) + sum(len(upload) for upload in views or ())
+            if total > MAX_HASHES_PER_MATCH:
+                raise ApiError(
+                    413,
+                    "too_many_hashes",
+                    f"At most {MAX_HASHES_PER_MATCH} hashes in one request, views included.",
+                    {"max_hashes": MAX_HASHES_PER_MATCH},
+                )
         hashes: list[bytes] = []
         # A hash of a flat or degenerate image is answered on its own, not by failing the batch;
         # text that is no hash at all is a client bug and still refuses the request.
@@ -126,28 +215,22 @@ class MatchApi(APIView):
                 "Only a key with the sync scope may lower max_distance.",
                 {"max_distance": MATCH_DISTANCE},
             )
+        if views is not None and refused:
+            # Views follow their upload; a refused upload's hash is answered alone, unmatched.
+            views = [upload for index, upload in enumerate(views) if index not in refused]
         results = partner_match(
             key=principal.key,
             hashes=hashes,
             purpose=data["purpose"],
             max_distance=data["max_distance"],
+            views=views,
         )
-        if probing.match_observe(key=principal.key, hashes=hashes, results=results):
+        if probing.match_observe(key=principal.key, hashes=hashes, results=results, views=views):
             # The call that opens an alert is not answered: what it asked stays unknown.
             raise RateLimited(retry_after=60, details={"reason": "probing_alert"})
         partner_id = principal.partner.pk
         answers: list[dict[str, Any]] = [
-            {
-                "matches": [
-                    {
-                        "match_id": match_id_encode(image_id=match.image_id, partner_id=partner_id),
-                        "scope": match.scope,
-                        "minor_depicted": match.minor_depicted,
-                        "status": match.status,
-                    }
-                    for match in matches
-                ]
-            }
+            {"matches": [_match_answer(match, partner_id) for match in matches]}
             for matches in results
         ]
         for index, error in sorted(refused.items()):  # ascending, so each lands at its index
@@ -155,3 +238,16 @@ class MatchApi(APIView):
                 index, {"matches": [], "error": {"code": error.code, "message": error.message}}
             )
         return Response({"results": answers})
+
+
+def _match_answer(match: ImageMatch, partner_id: int) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "match_id": match_id_encode(image_id=match.image_id, partner_id=partner_id),
+        "scope": match.scope,
+        "minor_depicted": match.minor_depicted,
+        "status": match.status,
+        "kind": match.kind,
+    }
+    if match.kind == REGIONS:
+        answer["regions"] = {"matched": match.regions, "of": match.regions_of}
+    return answer

@@ -34,6 +34,7 @@ from api.fields import (
     check_batch,
 )
 from api.throttling import PartnerSyncThrottle
+from registry.derivatives import DERIVED_VIEW_KINDS, REFRAMED, REGIONS, WHOLE
 from registry.match_ids import match_id_encode
 from registry.models import PartnerKey
 from registry.pdq import format_hash
@@ -83,7 +84,13 @@ class HashChangesApi(APIView):
         limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
 
     class HashSerializer(serializers.Serializer[Any]):
-        variant = serializers.CharField()
+        variant = serializers.CharField(
+            help_text="A dihedral variant (original, rot90...) or the name of a derived view."
+        )
+        kind = serializers.ChoiceField(
+            choices=[WHOLE, REFRAMED, REGIONS],
+            help_text="whole for the 8 dihedral hashes; reframed or regions for derived views.",
+        )
         hash = serializers.CharField(help_text="64 hexadecimal digits (PDQ).")
 
     class EntrySerializer(serializers.Serializer[Any]):
@@ -94,7 +101,9 @@ class HashChangesApi(APIView):
         minor_depicted = serializers.BooleanField()
         changed_at = serializers.DateTimeField()
         hashes = serializers.ListField(
-            child=serializers.DictField(), required=False, help_text="Additions only: 8 hashes."
+            child=serializers.DictField(),
+            required=False,
+            help_text="Additions only: the 8 dihedral hashes, then the derived views.",
         )
 
     class OutputSerializer(serializers.Serializer[Any]):
@@ -137,7 +146,11 @@ class HashChangesApi(APIView):
             }
             if entry.kind == "added":
                 item["hashes"] = [
-                    {"variant": variant, "hash": format_hash(value)}
+                    {
+                        "variant": variant,
+                        "kind": DERIVED_VIEW_KINDS.get(variant, WHOLE),
+                        "hash": format_hash(value),
+                    }
                     for variant, value in entry.hashes
                 ]
             entries.append(item)

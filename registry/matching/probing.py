@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,32 +86,63 @@ class _KeyState:
     def reset(self) -> None:
         self.recent = np.zeros((_WORDS, self.capacity), dtype=np.uint64)
         self.close_counts = np.zeros(self.capacity, dtype=np.int64)
+        self.recent_uploads = np.full(self.capacity, -1, dtype=np.int64)
+        self.next_upload = 0
         self.size = self.position = self.close_pairs = 0
         self.window_start = time.monotonic()
         self.queries = self.matched = 0
         self.image_queries = {}
         self.alerted = False
 
-    def push(self, words: npt.NDArray[np.uint64], close_bits: int) -> int:
-        """Add a call's queries, each counting the recent ones 1..close_bits bits away.
+    def push(
+        self,
+        words: npt.NDArray[np.uint64],
+        close_bits: int,
+        uploads: npt.NDArray[np.int64] | None = None,
+    ) -> int:
+        """Add a call's queries; count, for each upload, the other recent uploads it is close to.
 
-        One vectorised comparison for the whole call: each query against the buffer as it was,
-        and against the call's earlier queries. The buffer keeps the last ``capacity`` of them;
-        returns the close pairs counted by those that did not fit, for this call's decision.
+        ``uploads[i]`` is query i's upload (its own hash and its derived views); by default each
+        query is an upload of its own. Two uploads are close when any of their hashes lie
+        1..close_bits bits apart: an upload's views are close to each other by construction, and
+        a repost checked twice counts once, not once per view. One vectorised comparison for the
+        whole call: each query against the buffer as it was, and against the call's earlier
+        queries. The buffer keeps the last ``capacity`` queries; returns the close pairs counted
+        by those that did not fit, for this call's decision.
         """
+        count_in = words.shape[0]
+        if uploads is None:
+            uploads = np.arange(count_in, dtype=np.int64)
+        ids = self.next_upload + uploads.astype(np.int64)
+        self.next_upload = int(ids.max()) + 1
         words = np.ascontiguousarray(words.T)  # (4, n)
-        against_buffer = _distances(words, self.recent[:, : self.size])
-        within = _distances(words, words)
-        close_buffer = _close(against_buffer, close_bits).sum(axis=1)
-        close_within = np.tril(_close(within, close_bits), k=-1).sum(axis=1)
-        every = (close_buffer + close_within).astype(np.int64)
-        count = min(words.shape[1], self.capacity)
-        dropped = int(every[:-count].sum()) if count < words.shape[1] else 0
+        against_buffer = _close(_distances(words, self.recent[:, : self.size]), close_bits)
+        within = _close(_distances(words, words), close_bits)
+        within = np.tril(within & (ids[:, None] != ids[None, :]), k=-1)
+        rows_b, cols_b = np.nonzero(against_buffer)
+        rows_w, cols_w = np.nonzero(within)
+        pairs = np.unique(
+            np.stack(
+                [
+                    np.concatenate([ids[rows_b], ids[rows_w]]),
+                    np.concatenate([self.recent_uploads[cols_b], ids[cols_w]]),
+                ]
+            ),
+            axis=1,
+        )
+        # Each upload's count sits on its first query, so the buffer can forget it with it.
+        every = np.zeros(count_in, dtype=np.int64)
+        _, first = np.unique(ids, return_index=True)
+        per_upload = np.bincount(pairs[0] - ids.min(), minlength=int(ids.max() - ids.min()) + 1)
+        every[first] = per_upload[ids[first] - ids.min()]
+        count = min(count_in, self.capacity)
+        dropped = int(every[:-count].sum()) if count < count_in else 0
         words, close = words[:, -count:], every[-count:]
         slots = (self.position + np.arange(count)) % self.capacity
         self.close_pairs += int(close.sum()) - int(self.close_counts[slots].sum())
         self.recent[:, slots] = words
         self.close_counts[slots] = close
+        self.recent_uploads[slots] = ids[-count:]
         self.position = int((self.position + count) % self.capacity)
         self.size = min(self.size + count, self.capacity)
         return dropped
@@ -170,9 +201,14 @@ def _words(hashes: Sequence[bytes]) -> npt.NDArray[np.uint64]:
 
 
 def match_observe(
-    *, key: PartnerKey, hashes: Sequence[bytes], results: Sequence[Sequence[Any]]
+    *,
+    key: PartnerKey,
+    hashes: Sequence[bytes],
+    results: Sequence[Sequence[Any]],
+    views: Sequence[Mapping[str, bytes]] | None = None,
 ) -> ProbingAlert | None:
-    """Watch one match call of ``key``: its query hashes and, per hash, what matched.
+    """Watch one match call of ``key``: its query hashes, every derived view's too (``views[i]``
+    of upload i), and, per upload, what matched.
 
     Returns the alert opened by this call, if it opened one. A key already slowed down is not
     watched; once its alerts are cleared, this process watches it afresh.
@@ -188,9 +224,18 @@ def match_observe(
         if now - state.window_start > settings.PROBING_WINDOW_SECONDS:
             state.window_start, state.queries, state.matched = now, 0, 0
             state.image_queries = {}
+        every = list(hashes)
+        uploads = list(range(len(hashes)))
+        for upload, upload_views in enumerate(views or ()):
+            every.extend(upload_views.values())
+            uploads.extend([upload] * len(upload_views))
         state.queries += len(hashes)
         state.matched += sum(1 for found in results if found)
-        dropped = state.push(_words(hashes), settings.PROBING_CLOSE_BITS) if hashes else 0
+        dropped = (
+            state.push(_words(every), settings.PROBING_CLOSE_BITS, np.array(uploads))
+            if every
+            else 0
+        )
         limit = settings.PROBING_IMAGE_MATCHES
         most_on_one_image = state.count_image_matches(hashes, results, limit)
         reason: str | None = None

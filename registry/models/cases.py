@@ -16,6 +16,7 @@ from django.db.models.functions import Length
 from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy
 
+from registry.derivatives import DERIVED_VIEW_NAMES
 from registry.pdq import DIHEDRAL_VARIANTS, HASH_BYTES, truncated
 
 
@@ -188,7 +189,8 @@ class ImageHashQuerySet(models.QuerySet["ImageHash"]):
 
 
 class ImageHash(models.Model):
-    """One PDQ hash of a registered image: the 32 bytes of one variant (original, rotations...)."""
+    """One PDQ hash of a registered image: the 32 bytes of one variant, a dihedral one (original,
+    rotations, flips) or a derived view (a crop, a masked view: registry.derivatives)."""
 
     class Variant(models.TextChoices):
         ORIGINAL = "original"
@@ -201,8 +203,11 @@ class ImageHash(models.Model):
         ANTITRANSPOSE = "antitranspose"
 
     image = models.ForeignKey(RegisteredImage, on_delete=models.PROTECT, related_name="hashes")
-    # Room for other kinds of variant later (another algorithm, a crop): a label, not an index.
-    variant = models.CharField(max_length=32, choices=Variant.choices)
+    # A label, not an index: the dihedral variants, then the derived views' names.
+    variant = models.CharField(
+        max_length=32,
+        choices=[*Variant.choices, *((name, name) for name in DERIVED_VIEW_NAMES)],
+    )
     value = models.BinaryField(max_length=HASH_BYTES)
 
     objects = ImageHashQuerySet.as_manager()

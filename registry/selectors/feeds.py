@@ -7,6 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from registry.models import Change, Disclosure, ImageHash, Partner, RegisteredImage
+from registry.pdq import DIHEDRAL_VARIANTS
 from registry.selectors.changes import change_page
 from registry.selectors.matches import hash_holders, image_hashes
 from registry.services.distribution import disclosure_record
@@ -104,7 +105,8 @@ def partner_hash_records_read(
 ) -> tuple[list[HashRecord], FeedPage]:
     """The next ``limit`` changes as per-hash records (the StopNCII shape); records disclosures.
 
-    A hash value is keyed alone on the partner's side, so each record aggregates every image in
+    Only the dihedral hashes are served, never the derived views. A hash value is keyed alone on
+    the partner's side, so each record aggregates every image in
     the partner's scopes that holds the value: it is active if any of them matches. The hashes
     of an image that stopped matching are sent again (as withdrawn) only to a partner that
     received them before: a withdrawal never discloses a hash to a partner that never had it.
@@ -116,7 +118,11 @@ def partner_hash_records_read(
     gone_hashes = image_hashes(gone_known)
     ordered: dict[bytes, dt.datetime] = {}
     for entry in page.entries:
-        for _variant, value in entry.hashes or gone_hashes.get(entry.image_id, []):
+        for variant, value in entry.hashes or gone_hashes.get(entry.image_id, []):
+            # The StopNCII shape carries the 8 dihedral hashes only: its partners' matchers know
+            # no crops or masked views (registry.derivatives).
+            if variant not in DIHEDRAL_VARIANTS:
+                continue
             ordered.pop(value, None)
             ordered[value] = entry.changed_at
     holders = hash_holders(ordered, scopes=scopes)

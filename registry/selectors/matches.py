@@ -2,77 +2,144 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from django.db.models import Count
+
+from registry.derivatives import DERIVED_VIEW_NAMES, MASK_NAMES, WHOLE, decide
 from registry.exceptions import InvalidInput
 from registry.matching.follower import get_matcher
 from registry.models import ImageHash, RegisteredImage
-from registry.pdq import MATCH_DISTANCE
+from registry.pdq import DIHEDRAL_VARIANTS, MATCH_DISTANCE
 
 
 @dataclass(frozen=True, slots=True)
 class ImageMatch:
-    """A registered image that a query hash matched (never its hashes, never its case)."""
+    """A registered image that an upload matched (never its hashes, never its case).
+
+    ``kind`` says what matched (registry.derivatives.decide): ``whole`` (the upload's own hash
+    and a dihedral hash of the photo), ``reframed`` (a crop, border trim, rotation or cut of one
+    side against the other) or ``regions`` (``regions`` of the photo's ``regions_of`` masked
+    views). ``distance`` is the closest pair behind the decision.
+    """
 
     image_id: int
     scope: str
     minor_depicted: bool
     status: str
     distance: int
+    kind: str = WHOLE
+    regions: int = 0
+    regions_of: int = 0
 
 
 def hash_match(
-    hashes: Sequence[bytes], max_distance: int = MATCH_DISTANCE
+    hashes: Sequence[bytes],
+    max_distance: int = MATCH_DISTANCE,
+    *,
+    views: Sequence[Mapping[str, bytes]] | None = None,
 ) -> list[list[ImageMatch]]:
-    """Match each 32-byte query hash against every matchable registered image.
+    """Match each upload, its 32-byte hash and optionally its derived views (``views[i]`` for
+    ``hashes[i]``: registry.derivatives.query_views), against every matchable registered image.
 
-    Returns one list per query, in order: the matching images, each once (the closest of its
-    variants), closest first. ``max_distance`` may be lowered from 31, never raised. Candidates
-    from this process's index are confirmed against the database in one indexed query, so an
-    image withdrawn by a committed transaction is never returned, even before the index has
-    applied the withdrawal. Raises InvalidInput for a distance outside 0..31.
+    Returns one list per upload, in order: the images the rule (registry.derivatives.decide)
+    matches, each once, closest first. ``max_distance`` may be lowered from 31, never raised.
+    Candidates from this process's index are confirmed against the database in one indexed
+    query, so an image withdrawn by a committed transaction is never returned, even before the
+    index has applied the withdrawal. Raises InvalidInput for a distance outside 0..31.
     """
     if isinstance(max_distance, bool) or not 0 <= max_distance <= MATCH_DISTANCE:
         raise InvalidInput(
             "max_distance_invalid", f"max_distance is a whole number from 0 to {MATCH_DISTANCE}."
         )
-    found = get_matcher().search(hashes, max_distance=max_distance)
+    # Every query hash, flattened: (upload, query view) for each.
+    owners: list[tuple[int, str]] = [(upload, WHOLE) for upload in range(len(hashes))]
+    flat = list(hashes)
+    for upload, upload_views in enumerate(views or ()):
+        for name, value in upload_views.items():
+            owners.append((upload, name))
+            flat.append(value)
+    found = get_matcher().search(flat, max_distance=max_distance)
     candidate_ids = {hash_id for ids, _ in found for hash_id in ids.tolist()}
     if not candidate_ids:
         return [[] for _ in hashes]
     confirmed = {
-        hash_id: (image_id, scope, minor, status)
-        for hash_id, image_id, scope, minor, status in ImageHash.objects.matchable()
+        hash_id: (image_id, variant, scope, minor, status)
+        for hash_id, image_id, variant, scope, minor, status in ImageHash.objects.matchable()
         .filter(id__in=candidate_ids)
-        .values_list("id", "image_id", "image__scope", "image__minor_depicted", "image__status")
+        .values_list(
+            "id",
+            "image_id",
+            "variant",
+            "image__scope",
+            "image__minor_depicted",
+            "image__status",
+        )
     }
-    results: list[list[ImageMatch]] = []
-    for ids, distances in found:
-        per_image: dict[int, ImageMatch] = {}
+    # For each upload and image, the (query view, registered variant, distance) pairs.
+    pairs: list[dict[int, list[tuple[str, str, int]]]] = [{} for _ in hashes]
+    about: dict[int, tuple[str, bool, str]] = {}
+    for (upload, query_view), (ids, distances) in zip(owners, found, strict=True):
         for hash_id, distance in zip(ids.tolist(), distances.tolist(), strict=True):
             row = confirmed.get(hash_id)
             if row is None:
                 continue
-            image_id, scope, minor, status = row
-            best = per_image.get(image_id)
-            if best is None or distance < best.distance:
-                per_image[image_id] = ImageMatch(
+            image_id, variant, scope, minor, status = row
+            about[image_id] = (scope, minor, status)
+            pairs[upload].setdefault(image_id, []).append((query_view, variant, distance))
+    masks_held = _mask_counts(
+        {
+            image_id
+            for per_image in pairs
+            for image_id, found_pairs in per_image.items()
+            if any(registered in MASK_NAMES for _, registered, _ in found_pairs)
+        }
+    )
+    results: list[list[ImageMatch]] = []
+    for per_image in pairs:
+        matches = []
+        for image_id, image_pairs in per_image.items():
+            decision = decide(image_pairs, registered_masks=masks_held.get(image_id, 0))
+            if decision is None:
+                continue
+            scope, minor, status = about[image_id]
+            matches.append(
+                ImageMatch(
                     image_id=image_id,
                     scope=scope,
                     minor_depicted=minor,
                     status=status,
-                    distance=distance,
+                    distance=decision.distance,
+                    kind=decision.kind,
+                    regions=decision.regions,
+                    regions_of=decision.regions_of,
                 )
-        results.append(
-            sorted(per_image.values(), key=lambda match: (match.distance, match.image_id))
-        )
+            )
+        results.append(sorted(matches, key=lambda match: (match.distance, match.image_id)))
     return results
 
 
+def _mask_counts(image_ids: Collection[int]) -> dict[int, int]:
+    """How many masked views each image holds (the ``of`` of a ``regions`` match)."""
+    if not image_ids:
+        return {}
+    rows = (
+        ImageHash.objects.filter(image_id__in=image_ids, variant__in=MASK_NAMES)
+        .values("image_id")
+        .annotate(count=Count("id"))
+        .values_list("image_id", "count")
+    )
+    return dict(rows)
+
+
 def image_hashes(image_ids: Collection[int]) -> dict[int, list[tuple[str, bytes]]]:
-    """The hashes of each image, as (variant, 32 bytes), in pdqhash's variant order."""
-    order = {variant: index for index, variant in enumerate(ImageHash.Variant.values)}
+    """The hashes of each image, as (variant, 32 bytes): the dihedral ones in pdqhash's order,
+    then the derived views in registry.derivatives' order."""
+    order = {
+        variant: index
+        for index, variant in enumerate((*ImageHash.Variant.values, *DERIVED_VIEW_NAMES))
+    }
     found: dict[int, list[tuple[str, bytes]]] = {image_id: [] for image_id in image_ids}
     for image_id, variant, value in ImageHash.objects.filter(image_id__in=image_ids).values_list(
         "image_id", "variant", "value"
@@ -95,10 +162,15 @@ class HashHolder:
 def hash_holders(
     values: Collection[bytes], *, scopes: Collection[str]
 ) -> dict[bytes, list[HashHolder]]:
-    """For each hash value, the images in ``scopes`` holding it (never ``received`` ones)."""
+    """For each hash value, the images in ``scopes`` holding it as a dihedral hash (never
+    ``received`` ones)."""
     found: dict[bytes, list[HashHolder]] = {}
     rows = (
-        ImageHash.objects.filter(value__in=list(values), image__scope__in=list(scopes))
+        ImageHash.objects.filter(
+            value__in=list(values),
+            variant__in=DIHEDRAL_VARIANTS,
+            image__scope__in=list(scopes),
+        )
         .exclude(image__status=RegisteredImage.Status.RECEIVED)
         .order_by("image_id")
         .values_list("value", "image_id", "image__status", "image__minor_depicted")

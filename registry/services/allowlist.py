@@ -3,8 +3,9 @@
 A blank image, a common meme or a known PDQ collision would match far too much if someone
 registered it. Every submission (a person's registration or added photos, on the pages or the
 public API, and a partner's submitted hashes) is checked before anything is written: if any of
-its hashes, any variant, is within the match distance (31 bits) of an allow-listed hash, it is
-refused with ``hash_allow_listed`` and nothing is stored.
+its hashes, any dihedral variant, is within the match distance (31 bits) of an allow-listed
+hash, it is refused with ``hash_allow_listed`` and nothing is stored; a derived view (a crop, a
+masked view) that is near one is left out and the photo registered without it.
 
 The list is small (hundreds of entries), so each process keeps it as a numpy array and scans it;
 one cheap aggregate query per submission tells whether it changed since it was loaded. Entries
@@ -13,6 +14,7 @@ are added and removed by superusers in the admin, through the services below.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,16 +83,32 @@ def hashes_check(values: Sequence[bytes]) -> None:
         raise InvalidHash(HashError.ALLOW_LISTED, index=positions[0])
 
 
-def images_check(images: Sequence[DihedralHashes]) -> None:
-    """Raise InvalidHash(hash_allow_listed) if any variant of any image is allow-listed.
+def images_check(images: Sequence[DihedralHashes]) -> list[DihedralHashes]:
+    """Raise InvalidHash(hash_allow_listed) if any dihedral variant of any image is allow-listed;
+    return the images without the derived views that are.
 
     The error's ``index`` is the variant and its ``image`` the image, as for a malformed hash.
+    A derived view (a crop, a masked view: registry.derivatives) near an allow-listed hash is a
+    part of the photo that looks like something common (a logo, a blank wall): the photo is
+    still registered, without that view, so the common thing never matches it.
     """
     flat = [value for image in images for value in image.hashes]
     positions = allow_listed_positions(flat)
     if positions:
         image, variant = divmod(positions[0], len(images[0].hashes))
         raise InvalidHash(HashError.ALLOW_LISTED, index=variant, image=image)
+    views = [(position, view) for position, image in enumerate(images) for view in image.views]
+    listed = set(allow_listed_positions([value for _, (_, value) in views]))
+    if not listed:
+        return list(images)
+    kept: list[list[tuple[str, bytes]]] = [[] for _ in images]
+    for index, (position, view) in enumerate(views):
+        if index not in listed:
+            kept[position].append(view)
+    return [
+        dataclasses.replace(image, views=tuple(kept[position]))
+        for position, image in enumerate(images)
+    ]
 
 
 def parse_allow_list_value(text: str) -> bytes:

@@ -127,7 +127,8 @@ def case_create(
     if not terms_version or len(terms_version) > _TERMS_VERSION_MAX:
         raise InvalidInput("terms_version_invalid", "Terms version is 1 to 32 characters.")
     _check_image_count(len(images))
-    allowlist.images_check(images)  # Raises InvalidHash(hash_allow_listed); nothing stored.
+    # Raises InvalidHash(hash_allow_listed), nothing stored; drops allow-listed derived views.
+    images = allowlist.images_check(images)
 
     secret = codes.new_secret()
     secret_digest = make_password(secret)  # Slow by design: done before the transaction opens.
@@ -208,7 +209,7 @@ def case_add_images(*, case: Case, images: Sequence[DihedralHashes]) -> list[Reg
     and InvalidHash (``hash_allow_listed``) for a photo near an allow-listed hash.
     """
     _check_image_count(len(images))
-    allowlist.images_check(images)
+    images = allowlist.images_check(images)
     with transaction.atomic():
         locked = Case.objects.select_for_update().get(pk=case.pk)
         if not locked.is_active:

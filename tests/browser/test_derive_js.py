@@ -29,6 +29,7 @@ from registry import derivatives
 from registry.derivatives import (
     ASPECTS,
     MASKS,
+    TILES,
     VIEWS,
     WORKING_SIDE,
     aspect_views,
@@ -156,7 +157,7 @@ def test_the_views_and_constants_are_those_of_the_specification(derive_page: Pag
     ours = derive_page.evaluate(
         """() => ({
           views: derive.VIEWS.map((v) => [v.name, v.kind, [...v.box], v.mask && [...v.mask]]),
-          masks: derive.MASKS, aspects: derive.ASPECTS,
+          masks: derive.MASKS, tiles: derive.TILES, aspects: derive.ASPECTS,
           side: derive.WORKING_SIDE, minQuality: derive.MIN_QUALITY,
         })"""
     )
@@ -165,6 +166,7 @@ def test_the_views_and_constants_are_those_of_the_specification(derive_page: Pag
         for view in VIEWS
     ]
     assert ours["masks"] == [list(mask) for mask in MASKS]
+    assert ours["tiles"] == [list(tile) for tile in TILES]
     assert ours["aspects"] == [list(aspect) for aspect in ASPECTS]
     assert ours["side"] == WORKING_SIDE
     assert ours["minQuality"] == MIN_QUALITY

@@ -47,6 +47,14 @@ export const MASKS = [
   [200, 60, 800, 1000],
   [100, 150, 900, 900],
 ];
+/** TILES: the guard tiles, crop boxes (left, top, right, bottom) in thousandths. */
+export const TILES = [
+  [0, 0, 400, 230],
+  [300, 0, 700, 230],
+  [600, 0, 1000, 230],
+  [0, 250, 190, 800],
+  [810, 250, 1000, 800],
+];
 /** ASPECTS: (width, height) of the centred aspect-ratio crops. */
 export const ASPECTS = [
   [1, 1],
@@ -97,6 +105,7 @@ export const VIEWS = Object.freeze(
       add(`r${two(percent)}`, REFRAMED, [0, 0, 1000 - cut, 1000]);
     }
     MASKS.forEach((mask, index) => add(`m${index + 1}`, REGIONS, [0, 0, 1000, 1000], mask));
+    TILES.forEach((tile, index) => add(`g${index + 1}`, REGIONS, tile));
     return views;
   })(),
 );

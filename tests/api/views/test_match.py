@@ -35,7 +35,8 @@ def test_match_finds_a_registered_photo_and_its_near_duplicates(
     results = response.json()["results"]
     assert [len(result["matches"]) for result in results] == [1, 1, 0, 0]
     match = results[0]["matches"][0]
-    assert set(match) == {"match_id", "scope", "minor_depicted", "status"}
+    assert set(match) == {"match_id", "scope", "minor_depicted", "status", "kind"}
+    assert match["kind"] == "whole"
     assert (match["scope"], match["minor_depicted"], match["status"]) == (
         "intimate",
         False,

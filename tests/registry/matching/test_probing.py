@@ -193,3 +193,45 @@ def test_query_hashes_are_kept_in_process_memory_only(
     stored = " ".join(f"{key!r} {client.dump(key)!r}" for key in client.scan_iter("*"))
     assert not any(value.hex() in stored for value in values)
     assert not re.search(r"[0-9a-f]{64}", stored)
+
+
+def _match_views(persona: PartnerPersona, uploads: list[tuple[bytes, dict[str, bytes]]]) -> Any:
+    body = {
+        "hashes": [own.hex() for own, _ in uploads],
+        "views": [{name: value.hex() for name, value in views.items()} for _, views in uploads],
+        "purpose": "publish",
+    }
+    return Client().post(
+        "/api/v1/match", json.dumps(body), content_type="application/json", headers=persona.auth
+    )
+
+
+def _honest_upload() -> tuple[bytes, dict[str, bytes]]:
+    """An upload and views of it a few bits apart, as a rotation undone or a trim gives."""
+    own = random_hash()
+    names = ["trimmed", "mirror", "rot+1c", "rot-1c", "rot+1e", "rot-1e", "m1", "m2"]
+    return own, {name: near_duplicate(own, 2 + index % 5) for index, name in enumerate(names)}
+
+
+def test_an_upload_s_own_views_are_not_clustered_queries(
+    partner_a: PartnerPersona, match_index: Matcher
+) -> None:
+    # 9 hashes each within a few bits of each other: 36 close pairs inside each upload.
+    for _ in range(4):
+        assert _match_views(partner_a, [_honest_upload() for _ in range(3)]).status_code == 200
+    assert ProbingAlert.objects.count() == 0
+    # A repost checked again counts once, not once per view.
+    upload = _honest_upload()
+    for _ in range(5):
+        assert _match_views(partner_a, [upload]).status_code == 200
+    assert ProbingAlert.objects.count() == 0
+
+
+def test_probes_hidden_in_views_are_seen(partner_a: PartnerPersona, match_index: Matcher) -> None:
+    base = random_hash()
+    uploads = [
+        (random_hash(), {"trimmed": near_duplicate(base, 1 + index % 4)}) for index in range(25)
+    ]
+    refused = _match_views(partner_a, uploads)
+    assert refused.status_code == 429
+    assert ProbingAlert.objects.get().reason == ProbingAlert.Reason.CLUSTERED_QUERIES

@@ -235,7 +235,7 @@ def test_accepting_a_partner_submission_makes_it_match_and_enter_the_feed(
     (entry,) = _feed(partner_a)["entries"]
     assert (entry["kind"], entry["hashes"]) == (
         "added",
-        [{"variant": "original", "hash": value.hex()}],
+        [{"variant": "original", "kind": "whole", "hash": value.hex()}],
     )
 
 
