@@ -85,8 +85,10 @@ bench: install ## Benchmark the match index against faiss and brute force; print
 bench-db: install ## Benchmark start-up load from PostgreSQL, key checks and hash_match at 10M hashes
 	$(PY) -m tests.benchmarks.bench_service $(BENCH_ARGS)
 
-limits: install ## Measure what PDQ matching catches and misses on generated photos (docs/limits.md)
-	$(PY) -m tests.benchmarks.pdq_limits $(LIMITS_ARGS)
+# The derived-view half downloads its real photos once into .data/photos (tests/photos.py).
+limits: install ## Measure what PDQ and its derived views catch and falsely match (docs/limits.md)
+	$(PY) -m tests.benchmarks.pdq_limits $(PDQ_LIMITS_ARGS)
+	$(PY) -m tests.benchmarks.derivative_limits $(LIMITS_ARGS)
 
 # The load test creates, then drops, its own database on this server and empties this Redis db.
 LOADTEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/13)
