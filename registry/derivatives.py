@@ -370,7 +370,7 @@ def decide(
     tiles: dict[str, dict[str, int]] = {"": {}, "t": {}}
     for query_view, registered_view, distance in pairs:
         registered_kind = DERIVED_VIEW_KINDS.get(registered_view, WHOLE)
-        family, region = _region_of(query_view)
+        family, region = region_of(query_view)
         if registered_kind == REGIONS:
             if region != registered_view:
                 continue
@@ -411,7 +411,7 @@ def decide(
 _REGION_NAMES = frozenset((*MASK_NAMES, *TILE_NAMES))
 
 
-def _region_of(query_view: str) -> tuple[str, str | None]:
+def region_of(query_view: str) -> tuple[str, str | None]:
     """A query view's family ("" or "t" for trimmed) and region name, or region None."""
     if query_view in _REGION_NAMES:
         return "", query_view

@@ -278,9 +278,16 @@ def screenshot(*, dark: bool) -> Edit:
 Box = tuple[int, int, int, int]
 
 
-def body_box(width: int, height: int, share: float, *, tall: bool) -> Box:
+def body_box(width: int, height: int, share: float, *, tall: bool | str) -> Box:
     """The region a body edit covers: ``share`` of the area, centred with the photo's aspect
-    ratio, or (``tall``) a box taller than wide, low in the frame, as a standing body."""
+    ratio, or (``tall``) a box taller than wide, low in the frame, as a standing body, or
+    (``tall="below_face"``) a centred box under the top quarter of the frame, where the face and
+    the top of the background stay untouched, as an "undress" edit leaves them."""
+    if tall == "below_face":
+        box_h = min(round(height * 0.75), round(height * math.sqrt(share) * 1.2))
+        box_w = min(width, round(share * width * height / box_h))
+        x0, y0 = (width - box_w) // 2, round(height * 0.25)
+        return x0, y0, x0 + box_w, min(height, y0 + box_h)
     if not tall:
         side = math.sqrt(share)
         box_w, box_h = round(width * side), round(height * side)
@@ -293,7 +300,7 @@ def body_box(width: int, height: int, share: float, *, tall: bool) -> Box:
     return x0, y0, x0 + box_w, y0 + box_h
 
 
-def inpainted(share: float, *, tall: bool = False) -> Edit:
+def inpainted(share: float, *, tall: bool | str = False) -> Edit:
     """The body region regenerated from its surroundings by OpenCV's inpainting (Telea), at
     most 640 px a side as generative editors work at a reduced size, pasted back."""
 
@@ -319,7 +326,7 @@ def inpainted(share: float, *, tall: bool = False) -> Edit:
 SKIN = ((224, 172, 105), (198, 134, 66), (141, 85, 36), (255, 219, 172), (241, 194, 125))
 
 
-def textured(share: float, *, tall: bool = False) -> Edit:
+def textured(share: float, *, tall: bool | str = False) -> Edit:
     """The body region replaced by a skin-like texture: one tone, soft shading, grain."""
 
     def apply(rgb: Rgb, context: EditContext) -> Rgb:
@@ -337,7 +344,7 @@ def textured(share: float, *, tall: bool = False) -> Edit:
     return apply
 
 
-def donor_region(share: float, *, tall: bool = False) -> Edit:
+def donor_region(share: float, *, tall: bool | str = False) -> Edit:
     """The body region replaced by the same region of another photo (the donor), resized."""
 
     def apply(rgb: Rgb, context: EditContext) -> Rgb:

