@@ -47,6 +47,8 @@ MIN_QUALITY = 50
 REFRAMED = "reframed"
 REGIONS = "regions"
 WHOLE = "whole"
+# What a match says matched, in /match answers and the sync feed's hashes.
+MATCH_KINDS = (WHOLE, REFRAMED, REGIONS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -428,6 +428,8 @@ REST_FRAMEWORK: dict[str, Any] = {
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS: dict[str, Any] = {
+    # Two fields are named "kind": a change's (added, withdrawn) and a match's or a hash's.
+    "ENUM_NAME_OVERRIDES": {"MatchKindEnum": "registry.derivatives.MATCH_KINDS"},
     "TITLE": "Rempart partner API",
     "DESCRIPTION": (
         "Match images against the consent registry before publishing them or running an AI "
