@@ -124,8 +124,10 @@ class MatchApi(APIView):
         max_distance = WholeNumberField(min_value=0, max_value=31, default=31)
 
     class RegionsSerializer(serializers.Serializer[Any]):
-        matched = serializers.IntegerField(help_text="Masked views of the photo that agreed.")
-        of = serializers.IntegerField(help_text="Masked views the photo has.")
+        matched = serializers.IntegerField(
+            help_text="The photo's masked views and guard tiles that agreed."
+        )
+        of = serializers.IntegerField(help_text="The masked views and guard tiles the photo has.")
 
     class MatchSerializer(serializers.Serializer[Any]):
         match_id = serializers.CharField(help_text="Opaque; stable for you, unknown to others.")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count
 
-from registry.derivatives import DERIVED_VIEW_NAMES, MASK_NAMES, WHOLE, decide
+from registry.derivatives import DERIVED_VIEW_NAMES, MASK_NAMES, TILE_NAMES, WHOLE, decide
 from registry.exceptions import InvalidInput
 from registry.matching.follower import get_matcher
 from registry.models import ImageHash, RegisteredImage
@@ -21,7 +21,7 @@ class ImageMatch:
     ``kind`` says what matched (registry.derivatives.decide): ``whole`` (the upload's own hash
     and a dihedral hash of the photo), ``reframed`` (a crop, border trim, rotation or cut of one
     side against the other) or ``regions`` (``regions`` of the photo's ``regions_of`` masked
-    views). ``distance`` is the closest pair behind the decision.
+    views and guard tiles agreed). ``distance`` is the closest pair behind the decision.
     """
 
     image_id: int
@@ -88,19 +88,21 @@ def hash_match(
             image_id, variant, scope, minor, status = row
             about[image_id] = (scope, minor, status)
             pairs[upload].setdefault(image_id, []).append((query_view, variant, distance))
-    masks_held = _mask_counts(
+    # The regions rule needs every guard tile of the photo: how many masks and tiles it holds.
+    regions_held = _region_counts(
         {
             image_id
             for per_image in pairs
             for image_id, found_pairs in per_image.items()
-            if any(registered in MASK_NAMES for _, registered, _ in found_pairs)
+            if any(registered in _REGION_VARIANTS for _, registered, _ in found_pairs)
         }
     )
     results: list[list[ImageMatch]] = []
     for per_image in pairs:
         matches = []
         for image_id, image_pairs in per_image.items():
-            decision = decide(image_pairs, registered_masks=masks_held.get(image_id, 0))
+            masks, tiles = regions_held.get(image_id, (0, 0))
+            decision = decide(image_pairs, registered_masks=masks, registered_tiles=tiles)
             if decision is None:
                 continue
             scope, minor, status = about[image_id]
@@ -120,17 +122,24 @@ def hash_match(
     return results
 
 
-def _mask_counts(image_ids: Collection[int]) -> dict[int, int]:
-    """How many masked views each image holds (the ``of`` of a ``regions`` match)."""
+_REGION_VARIANTS = frozenset((*MASK_NAMES, *TILE_NAMES))
+
+
+def _region_counts(image_ids: Collection[int]) -> dict[int, tuple[int, int]]:
+    """How many masked views and guard tiles each image holds: a photo's flat regions were
+    never registered, and a regions match needs every tile the photo has."""
     if not image_ids:
         return {}
+    counts: dict[int, list[int]] = {image_id: [0, 0] for image_id in image_ids}
     rows = (
-        ImageHash.objects.filter(image_id__in=image_ids, variant__in=MASK_NAMES)
-        .values("image_id")
+        ImageHash.objects.filter(image_id__in=image_ids, variant__in=_REGION_VARIANTS)
+        .values("image_id", "variant")
         .annotate(count=Count("id"))
-        .values_list("image_id", "count")
+        .values_list("image_id", "variant", "count")
     )
-    return dict(rows)
+    for image_id, variant, count in rows:
+        counts[image_id][0 if variant in MASK_NAMES else 1] += count
+    return {image_id: (masks, tiles) for image_id, (masks, tiles) in counts.items()}
 
 
 def image_hashes(image_ids: Collection[int]) -> dict[int, list[tuple[str, bytes]]]:

@@ -241,3 +241,18 @@ def test_an_allow_listed_view_is_left_out_and_the_photo_registered(
     variants = set(ImageHash.objects.values_list("variant", flat=True))
     assert "g2" not in variants
     assert "c10" in variants
+
+
+def test_a_photo_with_a_plain_top_still_matches_regions_by_the_tiles_it_has(
+    partner_a: PartnerPersona, tmp_path: Path, match_index: Matcher
+) -> None:
+    photo = scene_rgb(0)
+    photo[: photo.shape[0] // 5] = (90, 120, 200)  # a clear sky: its guard tiles are flat
+    registered = hash_file(_save(tmp_path / "sky.png", photo), views=True)
+    tiles = {name for name, _ in registered.views} & set(derivatives.TILE_NAMES)
+    assert tiles == {"g4", "g5"}
+    _register(registered)
+    match_index.catch_up()
+    (matches,) = _uploads(partner_a, [_save(tmp_path / "edit.png", _inpainted(photo))])
+    assert [match["kind"] for match in matches] == ["regions"]
+    assert matches[0]["regions"]["of"] == 5 + 2
