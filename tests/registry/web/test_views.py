@@ -163,7 +163,12 @@ def test_the_french_catalogue_is_complete_and_compiled() -> None:
 def test_home_says_what_the_registry_cannot_do_and_where_to_find_help(client: Client) -> None:
     html = client.get("/", headers=ENGLISH).content.decode()
 
-    for limit in ["cropped", "small angle", "caption", "does not remove a photo"]:
+    for limit in [
+        "cropped by more than about a third",
+        "turned by more than about 6 degrees",
+        "changes the face",
+        "does not remove a photo",
+    ]:
         assert limit in html
     for resource in ["3018", "internet-signalement.gouv.fr", "stopncii.org", "takeitdown"]:
         assert resource in html
