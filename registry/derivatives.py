@@ -10,11 +10,15 @@ registers more *views* of each photo, computed on the person's device from the s
   (where a caption or a sticker usually goes);
 - **masked views** (kind ``regions``): the photo with one fixed region refilled smoothly from the
   pixels around it. An edit inside the region (a regenerated body) changes nothing the masked view
-  sees, so the same mask applied to the edited copy gives nearly the same hash.
+  sees, so the same mask applied to the edited copy gives nearly the same hash;
+- **guard tiles** (kind ``regions`` too): small crops of the top band, where the face is, and of
+  the far sides, where a body edit does not reach. A regions match needs every guard tile to
+  agree as well, so that another photo of the same place, with the person elsewhere, does not
+  match through masks that hide the difference.
 
 A partner hashes an upload, then adds a few views of its own: the upload with uniform borders
-and caption bands trimmed, that mirrored, small rotations undone, edge cuts, and the same masks
-(``query_views``). ``registry.derivatives.decide`` (also in the client) is the rule that turns
+and caption bands trimmed (registry.borders), that mirrored, small rotations undone, edge cuts,
+and the same masks and tiles (``query_views``). ``registry.derivatives.decide`` (also in the client) is the rule that turns
 the distances into a decision.
 
 Every registered view is defined in integer arithmetic on a *working image* (the photo reduced
