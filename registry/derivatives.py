@@ -18,8 +18,8 @@ registers more *views* of each photo, computed on the person's device from the s
 
 A partner hashes an upload, then adds a few views of its own: the upload with uniform borders
 and caption bands trimmed (registry.borders), that mirrored, small rotations undone, edge cuts,
-and the same masks and tiles (``query_views``). ``registry.derivatives.decide`` (also in the client) is the rule that turns
-the distances into a decision.
+and the same masks and tiles (``query_views``). ``registry.derivatives.decide`` (also in the
+client) is the rule that turns the distances into a decision.
 
 Every registered view is defined in integer arithmetic on a *working image* (the photo reduced
 by a whole factor to at most WORKING_SIDE pixels a side, by averaging blocks), so the browser's
