@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import threading
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache, caches
@@ -173,11 +175,84 @@ def _window_add(cache_key: str, count: int) -> int:
         return count
 
 
+# A process counts its partners' hashes itself and adds them to the shared counter at most this
+# often, or at once from the moment the budget is nearly spent (_EXACT_SHARE), so that a match
+# call seldom waits for Redis; the first call of a window always reads the shared count.
+_SYNC_SECONDS = 0.1
+_EXACT_SHARE = 0.9
+
+
+@dataclass
+class _Window:
+    """One budget window as this process knows it: the shared count last read, and what this
+    process has counted since."""
+
+    number: int
+    shared: int = 0
+    # Counted here and not yet sent; sent and not yet answered.
+    pending: int = 0
+    in_flight: int = 0
+    synced_at: float = float("-inf")
+
+
+class _LocalBudgets:
+    """Per-minute hash budgets counted in the process and reconciled with Redis in batches.
+
+    Exact while a partner is within 90% of its budget (every call then reads and adds to the
+    shared counter); below that, what other processes counted in the last 0.1 s is not yet
+    seen, so a budget can be overrun by at most what the other processes serve in 0.1 s, once,
+    before the calls that pass 90% count exactly. Calls refused count too, as before.
+    """
+
+    def __init__(self) -> None:
+        self._windows: dict[str, _Window] = {}
+        self._lock = threading.Lock()
+
+    def add(self, cache_key: str, window: int, count: int, limit: int) -> int:
+        """Count ``count`` hashes; the budget's use as best known now (shared plus pending)."""
+        now = time.monotonic()
+        with self._lock:
+            state = self._windows.get(cache_key)
+            if state is None or state.number != window:
+                if len(self._windows) > 10_000:
+                    self._windows.clear()
+                state = self._windows[cache_key] = _Window(number=window)
+            state.pending += count
+            estimate = state.shared + state.in_flight + state.pending
+            if estimate <= limit * _EXACT_SHARE and now - state.synced_at < _SYNC_SECONDS:
+                return estimate
+            sent, state.pending = state.pending, 0
+            state.in_flight += sent
+        try:
+            shared = _window_add(cache_key, sent)
+        except _CACHE_ERRORS:
+            with self._lock:
+                state.in_flight -= sent
+                state.pending += sent  # Kept for the next attempt.
+            raise
+        with self._lock:
+            state.in_flight -= sent
+            # Answers may come back out of order; within a window the count only grows.
+            state.shared = max(state.shared, shared)
+            state.synced_at = now
+        # This call's hashes were in what was sent: the shared count decides it exactly.
+        return shared
+
+    def clear(self) -> None:
+        """Forget every window (tests: the shared counters were emptied)."""
+        with self._lock:
+            self._windows.clear()
+
+
+budgets = _LocalBudgets()
+
+
 def limit_partner_hashes(partner: Partner, count: int, *, slowed_key: int | None = None) -> None:
     """Count ``count`` hashes against the partner's per-minute budget; raise RateLimited past it.
 
     django-ratelimit counts one per call; a batch must count each of its hashes, so this is the same
-    fixed-window counter, incremented by the batch size in one atomic cache operation.
+    fixed-window counter, incremented by the batch size, counted in the process and added to the
+    shared cache in batches (``_LocalBudgets``).
     ``slowed_key``: the id of a key under a probing alert (registry.matching.probing), which gets
     the budget divided by PROBING_SLOWDOWN_FACTOR, on a counter of its own."""
     limit = partner.match_hashes_per_minute or settings.MATCH_HASHES_PER_MINUTE
@@ -187,7 +262,7 @@ def limit_partner_hashes(partner: Partner, count: int, *, slowed_key: int | None
         limit = max(1, limit // settings.PROBING_SLOWDOWN_FACTOR)
         cache_key = f"rl:match-hashes:key:{slowed_key}:{window}"
     try:
-        used = _window_add(cache_key, count)
+        used = budgets.add(cache_key, window, count, limit)
     except _CACHE_ERRORS:
         logger.warning("rate-limit cache unreachable; partner %s not limited", partner.pk)
         return

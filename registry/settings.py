@@ -448,6 +448,9 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
+# Plain match calls are answered outside Django's middleware and DRF (api/lean.py), with the
+# same answers; 0 sends every call through Django (to compare, or to rule the route out).
+MATCH_LEAN_ROUTE = env_bool("MATCH_LEAN_ROUTE", True)
 RATELIMIT_USE_CACHE = "default"
 # A cache that answers but fails to count lets requests through rather than refusing people.
 RATELIMIT_FAIL_OPEN = True

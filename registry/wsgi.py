@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn registry.wsgi)."""
+"""WSGI entry point (gunicorn registry.wsgi): Django, behind the lean routes (api/lean.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from registry.startup import settings_load_or_exit
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
 settings_load_or_exit("registry.wsgi")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from api.lean import LeanRoutes  # noqa: E402 - needs the application set up first
+
+application = LeanRoutes(django_application)
 
 from django.conf import settings  # noqa: E402 - needs the application set up first
 

@@ -23,9 +23,11 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from registry.celery import app as celery_app
+from registry.keycache import key_cache
 from registry.matching import follower as matcher_module
 from registry.matching.follower import Matcher
 from registry.models import Partner, PartnerKey
+from registry.ratelimits import budgets
 from registry.roles import REVIEWERS
 from registry.services.partners import partner_key_issue, partner_key_revoke
 from tests.factories import RegisteredCase, register_case
@@ -110,12 +112,22 @@ def person(db: None) -> RegisteredCase:
     return register_case(images=2)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's test databases; the partner key listener's connection is closed before
+    they are dropped (registry.keycache: it holds one to the test database)."""
+    yield
+    key_cache.stop()
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
-    """Each test starts with no rate-limit counters."""
+    """Each test starts with no rate-limit counters (shared, or counted in this process)."""
     cache.clear()
+    budgets.clear()
     yield
     cache.clear()
+    budgets.clear()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("registry", "api")
 # The only registry modules that may name the partner API: they assemble the whole project.
-WIRING = {"registry.settings", "registry.urls"}
+WIRING = {"registry.settings", "registry.urls", "registry.wsgi"}
 OUTSIDE_NAMES = re.compile(r"^(api|rest_framework|drf_spectacular)(\.|$)")
 MAX_LINES = 500
 

@@ -16,6 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from registry.keycache import key_cache
 from registry.matching.follower import get_matcher
 from registry.models import Change
 
@@ -57,6 +58,9 @@ def ready(request: HttpRequest) -> JsonResponse:
             "applied_change": status.applied_change,
             "latest_change": latest,
             "changes_behind": max(0, latest - status.applied_change) if status.ready else latest,
+            # Whether this process caches partner keys (its listener is connected), and how many.
+            "partner_key_cache_live": key_cache.live,
+            "partner_keys_cached": len(key_cache),
         },
         status=code,
     )

@@ -2,9 +2,11 @@
 
 ``production_service`` creates a database of its own on the PostgreSQL server of
 ``DATABASE_URL`` (named after it, ending in ``_loadtest``), fills it (tests/load/prepare.py),
-starts gunicorn with deploy/gunicorn.conf.py (several workers, DEBUG off) and a Celery worker on
-Redis, and on the way out, failure included, stops them, drops the database and empties the
-Redis database it used.
+starts one or more web processes (gunicorn with deploy/gunicorn.conf.py, several workers each,
+DEBUG off, on ports of their own), nginx in front of them with the deploy site
+(tests/load/nginx.py), and a Celery worker on Redis; on the way out, failure included, it stops
+them, drops the database and empties the Redis database it used. A second nginx proxies to the
+first web process alone, to compare one process with all of them in the same run.
 
 ``run_scenario`` drives match calls with wrk (tests/load/match.lua, one thread: the two cores
 are shared with the server) while ``WriteStream`` registers and withdraws cases through the
@@ -37,6 +39,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
+
+from tests.load.nginx import start_nginx
 
 ROOT = Path(__file__).resolve().parents[2]
 LUA_SCRIPT = Path(__file__).with_name("match.lua")
@@ -71,13 +75,17 @@ def free_port() -> int:
 class Service:
     """A running production-like registry: where it answers, and a partner key for it."""
 
+    # nginx in front of every web process, and nginx in front of the first one only.
     base: str
+    base_one_process: str
     key: str
     queries: Path
     workers: int
+    servers: int
     hashes: int
-    # gunicorn's access log: request line, status, size and duration; no address, no hash.
-    access_log: Path
+    # Each web process's access log: request line, status, size and duration; no address, no
+    # hash.
+    access_logs: list[Path]
     database_url: str
 
     def match_calls_recorded(self) -> int:
@@ -87,25 +95,31 @@ class Service:
         return int(row[0]) if row else 0
 
     def match_calls_answered(self) -> int:
-        """How many match calls the server answered with 200, by its access log."""
-        with self.access_log.open("rb") as log_file:
-            return sum(
-                1
-                for line in log_file
-                if line.startswith(b'"POST /api/v1/match ') and b'" 200 ' in line
-            )
+        """How many match calls the web processes answered with 200, by their access logs."""
+        answered = 0
+        for access_log in self.access_logs:
+            with access_log.open("rb") as log_file:
+                answered += sum(
+                    1
+                    for line in log_file
+                    if line.startswith(b'"POST /api/v1/match ') and b'" 200 ' in line
+                )
+        return answered
 
-    def answers_since(self, offset: int) -> collections.Counter[str]:
-        """The statuses the server answered since ``offset`` bytes of its access log."""
-        with self.access_log.open("rb") as log_file:
-            log_file.seek(offset)
-            lines = log_file.read().decode(errors="replace").splitlines()
-        return collections.Counter(
-            line.split('" ')[-1].split(" ")[0] for line in lines if '" ' in line
-        )
+    def answers_since(self, offsets: list[int]) -> collections.Counter[str]:
+        """The statuses the web processes answered since ``offsets`` bytes of their logs."""
+        counted: collections.Counter[str] = collections.Counter()
+        for access_log, offset in zip(self.access_logs, offsets, strict=True):
+            if not access_log.exists():
+                continue
+            with access_log.open("rb") as log_file:
+                log_file.seek(offset)
+                lines = log_file.read().decode(errors="replace").splitlines()
+            counted.update(line.split('" ')[-1].split(" ")[0] for line in lines if '" ' in line)
+        return counted
 
-    def access_log_size(self) -> int:
-        return self.access_log.stat().st_size if self.access_log.exists() else 0
+    def access_log_sizes(self) -> list[int]:
+        return [path.stat().st_size if path.exists() else 0 for path in self.access_logs]
 
 
 def _database_urls(server_url: str, suffix: str) -> tuple[str, str, str]:
@@ -135,7 +149,7 @@ def _stop(process: subprocess.Popen[bytes], name: str) -> None:
 def _wait_ready(base: str, process: subprocess.Popen[bytes], deadline: float) -> None:
     while True:
         if process.poll() is not None:
-            raise RuntimeError("gunicorn exited before it was ready; see its log")
+            raise RuntimeError("a server exited before it was ready; see its log")
         try:
             with urllib.request.urlopen(f"{base}/ready", timeout=5) as response:  # noqa: S310
                 if response.status == 200:
@@ -143,7 +157,7 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], deadline: float) ->
         except (OSError, urllib.error.HTTPError):
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError("gunicorn never became ready")
+            raise RuntimeError(f"{base} never became ready")
         time.sleep(0.5)
 
 
@@ -155,11 +169,14 @@ def production_service(
     redis_url: str,
     workers: int = 2,
     threads: int = 4,
+    servers: int = 2,
     port: int | None = None,
     celery: bool = True,
     database_suffix: str = "_loadtest",
+    web_env: dict[str, str] | None = None,
 ) -> Iterator[Service]:
-    """The registry as in production on this machine, with ``hashes`` registered hashes."""
+    """The registry as in production on this machine, with ``hashes`` registered hashes:
+    ``servers`` web processes of ``workers`` workers behind nginx (on ``port``)."""
     admin_url, name, database_url = _database_urls(server_url, database_suffix)
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="rempart-load-"))
@@ -171,8 +188,9 @@ def production_service(
         "CELERY_BROKER_URL": redis_url,
         "WEB_CONCURRENCY": str(workers),
         "GUNICORN_THREADS": str(threads),
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_ACCESS_LOG": str(workdir / "access.log"),
+        # nginx appends the client's address to X-Forwarded-For; the registry reads that hop.
+        "TRUSTED_PROXIES": "1",
+        **(web_env or {}),
     }
     with ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
@@ -205,14 +223,24 @@ def production_service(
 
         server_log = (workdir / "gunicorn.log").open("wb")
         cleanup.callback(server_log.close)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "registry.wsgi"],
-            cwd=ROOT,
-            env=env,
-            stdout=server_log,
-            stderr=subprocess.STDOUT,
-        )
-        cleanup.callback(_stop, server, "gunicorn")
+        web_ports = [free_port() for _ in range(servers)]
+        access_logs = [workdir / f"access-{number}.log" for number in range(servers)]
+        web: list[subprocess.Popen[bytes]] = []
+        for web_port, access_log in zip(web_ports, access_logs, strict=True):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+                 "registry.wsgi"],
+                cwd=ROOT,
+                env={
+                    **env,
+                    "GUNICORN_BIND": f"127.0.0.1:{web_port}",
+                    "GUNICORN_ACCESS_LOG": str(access_log),
+                },
+                stdout=server_log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            web.append(process)
+            cleanup.callback(_stop, process, f"gunicorn on {web_port}")
         if celery:
             worker = subprocess.Popen(
                 [
@@ -233,21 +261,33 @@ def production_service(
                 stderr=subprocess.STDOUT,
             )
             cleanup.callback(_stop, worker, "celery worker")
-        base = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(base, server, time.monotonic() + 120)
+            for web_port, process in zip(web_ports, web, strict=True):
+                _wait_ready(f"http://127.0.0.1:{web_port}", process, time.monotonic() + 120)
         except RuntimeError:
             server_log.flush()
             sys.stderr.write((workdir / "gunicorn.log").read_text(errors="replace")[-4000:])
             raise
+        one_port = free_port()
+        fronts = [
+            (port, start_nginx(port, web_ports, workdir / "nginx")),
+            (one_port, start_nginx(one_port, web_ports[:1], workdir / "nginx-one")),
+        ]
+        for front_port, front in fronts:
+            cleanup.callback(_stop, front, f"nginx on {front_port}")
+        for front_port, front in fronts:
+            _wait_ready(f"http://127.0.0.1:{front_port}", front, time.monotonic() + 30)
+        base = f"http://127.0.0.1:{port}"
         log(f"ready in {time.monotonic() - started:.0f} s")
         yield Service(
             base=base,
+            base_one_process=f"http://127.0.0.1:{one_port}",
             key=details["key"],
             queries=queries,
             workers=workers,
+            servers=servers,
             hashes=details["hashes"],
-            access_log=workdir / "access.log",
+            access_logs=access_logs,
             database_url=database_url,
         )
 
@@ -410,8 +450,11 @@ class Outcome:
         return self.status_errors + self.socket_errors + len(self.write_errors)
 
 
-def run_wrk(service: Service, *, batch: int, seconds: int, connections: int) -> dict[str, int]:
-    """Drive match calls of ``batch`` hashes with wrk, one thread; wrk's figures."""
+def run_wrk(
+    service: Service, *, batch: int, seconds: int, connections: int, base: str | None = None
+) -> dict[str, int]:
+    """Drive match calls of ``batch`` hashes (0: the bare endpoint, ``GET /health``) with wrk,
+    one thread, at ``base`` (nginx in front of every web process by default); wrk's figures."""
     completed = subprocess.run(
         [
             "wrk",
@@ -422,7 +465,7 @@ def run_wrk(service: Service, *, batch: int, seconds: int, connections: int) -> 
             "10s",
             "-s",
             str(LUA_SCRIPT),
-            service.base,
+            base or service.base,
         ],
         env={
             **os.environ,
@@ -449,19 +492,27 @@ def run_scenario(
     seconds: int,
     connections: int,
     write_pause: float = 0.5,
+    one_process: bool = False,
 ) -> Outcome:
-    """Match calls with wrk and, alongside, registrations and withdrawals; then check again that
-    no photo withdrawn during the load matches."""
-    log_offset = service.access_log_size()
+    """Match calls with wrk (``batch`` 0: the bare endpoint) and, alongside, registrations and
+    withdrawals; then check again that no photo withdrawn during the load matches.
+    ``one_process``: through the nginx in front of the first web process only."""
+    log_offsets = service.access_log_sizes()
     stream = WriteStream(base=service.base, key=service.key, pause=write_pause)
     stream.start()
     try:
-        figures = run_wrk(service, batch=batch, seconds=seconds, connections=connections)
+        figures = run_wrk(
+            service,
+            batch=batch,
+            seconds=seconds,
+            connections=connections,
+            base=service.base_one_process if one_process else service.base,
+        )
     finally:
         stream.stop()
     # Several calls, so that each worker process answers some of them.
     matched = stream.matched_after_withdrawal
-    for _ in range(service.workers * 4):
+    for _ in range(service.workers * service.servers * 4):
         matched += match_count(service.base, service.key, stream.withdrawn_hashes)
     return Outcome(
         scenario=scenario,
@@ -476,5 +527,5 @@ def run_scenario(
         withdrawals=stream.withdrawals,
         write_errors=stream.errors,
         matched_after_withdrawal=matched,
-        answers=dict(sorted(service.answers_since(log_offset).items())),
+        answers=dict(sorted(service.answers_since(log_offsets).items())),
     )

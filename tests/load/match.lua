@@ -1,7 +1,8 @@
 -- Match calls against the registry, for wrk: wrk -t1 -c16 -d25s -s tests/load/match.lua URL
 --
 -- Environment: LOAD_KEY (the partner's API key), LOAD_QUERIES (a file of hashes in text form,
--- one a line), LOAD_BATCH (hashes a call: 1 for single-hash calls, 100 for batches).
+-- one a line), LOAD_BATCH (hashes a call: 1 for single-hash calls, 100 for batches; 0 for the
+-- bare endpoint, GET /health: what the server, its workers and nginx cost without the registry).
 -- The request bodies are built once, in init(), so that wrk's one thread spends its time
 -- sending and timing requests, not building strings. done() prints one line of JSON, prefixed
 -- with LOAD_RESULT, that tests/load/harness.py reads.
@@ -16,6 +17,14 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("LOAD_KEY")
 
 function init(args)
+   if batch == 0 then
+      wrk.method = "GET"
+      wrk.path = "/health"
+      wrk.headers["Content-Type"] = nil
+      wrk.headers["Authorization"] = nil
+      bodies[1] = wrk.format(nil, nil, nil, nil)
+      return
+   end
    local queries = {}
    for line in io.lines(os.getenv("LOAD_QUERIES")) do
       queries[#queries + 1] = line

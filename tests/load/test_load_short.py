@@ -1,10 +1,11 @@
 """The load test, short: the production-like server under match calls, with writes alongside.
 
-The same setup as ``make loadtest`` (tests/load/harness.py: gunicorn with
-deploy/gunicorn.conf.py and several workers, PostgreSQL, Redis, a Celery worker, wrk) on 20,000
-registered hashes, each scenario for a few seconds. It asserts what must hold whatever the
-machine: no request fails, no photo withdrawn during the load matches afterwards, and every match
-call answered has its usage record (written in batches by the web processes). The rates
+The same setup as ``make loadtest`` (tests/load/harness.py: two web processes of gunicorn with
+deploy/gunicorn.conf.py behind nginx with the deploy site, PostgreSQL, Redis, a Celery worker,
+wrk) on 20,000 registered hashes, each scenario for a few seconds. It asserts what must hold
+whatever the machine: no request fails, no photo withdrawn during the load matches afterwards,
+every match call answered has its usage record (written in batches by the web processes), and
+both web processes answered match calls. The rates
 and latencies are printed, never asserted (``make loadtest`` measures them).
 """
 
@@ -46,16 +47,30 @@ def test_match_calls_under_load_never_fail_and_withdrawn_photos_never_match() ->
         hashes=20_000,
         server_url=_server_url(),
         redis_url=settings.REDIS_URL,
-        workers=2,
+        workers=1,
         threads=4,
+        servers=2,
         database_suffix="_loadshort",
     ) as service:
         outcomes = [
+            run_scenario(service, scenario="bare endpoint", batch=0, seconds=2, connections=8),
             run_scenario(service, scenario="single-hash match", batch=1, seconds=4, connections=8),
             run_scenario(
                 service, scenario="batch match, 100 hashes", batch=100, seconds=4, connections=2
             ),
+            run_scenario(
+                service,
+                scenario="single-hash match, 1 web process",
+                batch=1,
+                seconds=2,
+                connections=8,
+                one_process=True,
+            ),
         ]
+        # Both web processes answered match calls through nginx.
+        assert all(
+            b'"POST /api/v1/match ' in access_log.read_bytes() for access_log in service.access_logs
+        )
         # Usage records are written in batches by each worker: none is lost under load. Both
         # sides are read again until they agree: a worker writes its access-log line after
         # the answer, so the log can trail the records by a moment, as the records trail it.
