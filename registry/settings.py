@@ -136,6 +136,33 @@ else:
         "OPTIONS": {"transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
     }
 DATABASES: dict[str, dict[str, Any]] = {"default": _database}
+# A streaming replica of that database (hot standby), for the reads that tolerate its lag: the
+# match index's load and follow, the sync feeds, the statistics (registry/dbrouting.py,
+# docs/scaling.md). Empty: every query goes to DATABASE_URL.
+_database_replica_url = env_str("DATABASE_REPLICA_URL", "")
+if _database_replica_url:
+    if _database["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL set to PostgreSQL.")
+    try:
+        _replica: dict[str, Any] = dict(
+            dj_database_url.parse(_database_replica_url, conn_max_age=60, conn_health_checks=True)
+        )
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URL is malformed: {error}") from error
+    if _replica.get("ENGINE") != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL must point to PostgreSQL (postgres://...)."
+        )
+    # Read-only sessions: a write sent there by mistake fails even if the URL names the primary.
+    _replica_options: dict[str, Any] = {**(_replica.get("OPTIONS") or {})}
+    _replica_options["options"] = (
+        f"{_replica_options.get('options', '')} -c default_transaction_read_only=on".strip()
+    )
+    _replica["OPTIONS"] = _replica_options
+    # A test run reads the test database through it rather than creating one on the replica.
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+DATABASE_ROUTERS = ["registry.dbrouting.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits need one shared by every process) ------------------------------------
