@@ -15,6 +15,9 @@ Even inside the scope, a read stays on the primary when
   accounts and their sessions), or
 - this thread has a transaction open on the primary: a read inside it must see its writes.
 
+``primary_reads()`` undoes the scope for the reads a promise rests on, ``hash_match``'s
+confirmation of candidates among them, whoever calls them.
+
 Without a replica configured, ``replica_reads()`` changes nothing: every query goes to the
 primary, as before the router existed.
 """
@@ -62,6 +65,20 @@ def replica_reads() -> Iterator[None]:
     this asyncio task's): a thread started inside it reads the primary.
     """
     token = _replica_scope.set(True)
+    try:
+        yield
+    finally:
+        _replica_scope.reset(token)
+
+
+@contextmanager
+def primary_reads() -> Iterator[None]:
+    """Keep the reads inside this block on the primary, even within ``replica_reads()``.
+
+    For the reads a promise rests on, so that no caller can move them to a replica by mistake:
+    ``hash_match``'s confirmation of candidates. Usable as a decorator.
+    """
+    token = _replica_scope.set(False)
     try:
         yield
     finally:

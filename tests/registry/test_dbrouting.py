@@ -20,10 +20,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from pytest_django import DjangoDbBlocker
 
-from registry.dbrouting import PRIMARY, REPLICA, PrimaryReplicaRouter, replica_reads
+from registry.dbrouting import PRIMARY, REPLICA, PrimaryReplicaRouter, primary_reads, replica_reads
+from registry.matching import follower
 from registry.matching.follower import Matcher
 from registry.models import Change, Disclosure, ImageHash, Partner, PartnerKey, RegisteredImage
-from registry.selectors import stats
+from registry.selectors import ImageMatch, hash_match, stats
 from registry.services.cases import case_withdraw
 from tests.conftest import PartnerPersona
 from tests.factories import register_case
@@ -112,6 +113,29 @@ def test_writes_inside_the_scope_go_to_the_primary() -> None:
 def test_the_replica_session_refuses_a_write_sent_there_directly() -> None:
     with pytest.raises(InternalError, match="read-only transaction"):
         Partner.objects.using(REPLICA).create(name="Never written")
+
+
+def test_hash_match_confirms_its_candidates_on_the_primary_even_in_the_scope() -> None:
+    case = register_case(images=1)
+    matcher = Matcher()
+    matcher.load()
+    with replica_reads():
+        assert Change.objects.all().db == REPLICA
+        with primary_reads():
+            assert Change.objects.all().db == PRIMARY
+        assert Change.objects.all().db == REPLICA
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(follower, "_matcher", matcher)
+        found: list[list[ImageMatch]] = []
+        with replica_reads():
+            used = _aliases_used(lambda: found.extend(hash_match([case.images[0].hashes[0]])))
+
+    assert [[match.image_id for match in matches] for matches in found] == [
+        list(RegisteredImage.objects.filter(case=case.case).values_list("id", flat=True))
+    ]
+    assert used[REPLICA] == 0
+    assert used[PRIMARY] >= 1
 
 
 def test_a_thread_started_in_the_scope_reads_the_primary() -> None:
