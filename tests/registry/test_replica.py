@@ -6,7 +6,7 @@ another port. Nothing of the machine's own PostgreSQL is used or configured. A r
 (deploy/gunicorn.conf.py) runs with ``DATABASE_URL`` naming the primary and
 ``DATABASE_REPLICA_URL`` the standby, and the test drives it over HTTP as a partner and as people
 registering and withdrawing photos do, pausing the standby's replay (``pg_wal_replay_pause()``)
-to hold it behind the primary for as long as it needs.
+to hold it behind the primary for as long as it needs, or stopping it outright.
 
 Why a separate web process rather than this one: the database aliases are read from the
 environment when the settings load, and this process's connections belong to pytest-django's
@@ -165,6 +165,8 @@ def service(replicated: Replicated) -> Iterator[Replicated]:
     """The module's service, its standby replaying again at the end of each test, whatever
     happened in it."""
     yield replicated
+    if not replicated.replica.running():
+        replicated.replica.start()
     replicated.replica.resume()
     wait_until(replicated.replica.replayed, what="the standby to catch up after the test")
 
@@ -291,3 +293,28 @@ def test_the_sync_feed_read_from_the_replica_loses_nothing_across_a_pause_and_re
     assert set(tombstones) == {"withdrawn"}
     times = [entry["changed_at"] for entry in entries]
     assert times == sorted(times)
+
+
+def test_matching_and_withdrawals_go_on_while_the_replica_is_down(service: Replicated) -> None:
+    created, photo = service.register()
+    wait_until(lambda: service.matched(photo) == 8, what="the new photo to match")
+
+    service.replica.stop()
+
+    # The index is in memory and candidates are confirmed on the primary.
+    assert service.matched(photo) == 8
+    service.withdraw(created)
+    assert service.matched(photo) == 0
+    # The feeds read the replica: a clean 503 that says when to come back, not a stale page.
+    feed = request(service.base, "GET", "/api/v1/hashes/changes", headers=service.auth)
+    assert feed.status == 503
+    assert "retry-after" in feed.headers
+    assert service.ready()["changes_behind"] >= 1
+
+    service.replica.start()
+
+    # The follower outlives the outage and applies the withdrawal once the replica has it.
+    wait_until(lambda: service.ready()["changes_behind"] == 0, what="the index to catch up")
+    assert service.matched(photo) == 0
+    feed = request(service.base, "GET", "/api/v1/hashes/changes", headers=service.auth)
+    assert feed.status == 200
