@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from registry.env import env_bool, env_int, env_list, env_str
+from registry.env import env_bool, env_int, env_list, env_postgres, env_str
 
 
 def test_env_str_reads_the_value_or_the_default() -> None:
@@ -67,6 +67,28 @@ def test_env_list_splits_on_commas_and_drops_blanks() -> None:
         "a.example",
         "b.example",
     ]
+
+
+def test_env_postgres_reads_a_url_keeping_its_options() -> None:
+    url = "postgres://rempart@127.0.0.1:5433/rempart?sslmode=require&options=-c%20work_mem%3D8MB"
+
+    database = env_postgres("URL", read_only=True, environ={"URL": url})
+
+    assert database is not None
+    assert (database["HOST"], database["PORT"], database["NAME"]) == ("127.0.0.1", 5433, "rempart")
+    assert database["OPTIONS"] == {
+        "sslmode": "require",
+        "options": "-c work_mem=8MB -c default_transaction_read_only=on",
+    }
+    plain = env_postgres("URL", environ={"URL": url})
+    assert plain is not None
+    assert plain["OPTIONS"]["options"] == "-c work_mem=8MB"
+    assert env_postgres("URL", environ={"URL": ""}) is None
+
+
+def test_env_postgres_refuses_another_engine() -> None:
+    with pytest.raises(ImproperlyConfigured, match="URL must point to PostgreSQL"):
+        env_postgres("URL", environ={"URL": "sqlite:///rempart.sqlite3"})
 
 
 def _databases(**environment: str) -> subprocess.CompletedProcess[str]:

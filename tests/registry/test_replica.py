@@ -1,6 +1,6 @@
 """The registry on a primary and a real streaming replica: what may lag, lags; nothing is lost.
 
-The test starts its own two PostgreSQL servers (tests/processes.py, ``primary_and_replica``): a
+The test starts its own two PostgreSQL servers (tests/replication.py, ``primary_and_replica``): a
 primary made by ``initdb``, and a hot standby made from it by ``pg_basebackup -R``, streaming on
 another port. Nothing of the machine's own PostgreSQL is used or configured. A real gunicorn
 (deploy/gunicorn.conf.py) runs with ``DATABASE_URL`` naming the primary and
@@ -34,10 +34,8 @@ from tests.processes import (
     READY_HEADERS,
     ROOT,
     PostgresCluster,
-    StreamingReplica,
     free_port,
     migrate,
-    primary_and_replica,
     processes_in,
     request,
     service_env,
@@ -45,6 +43,7 @@ from tests.processes import (
     start_redis,
     wait_until,
 )
+from tests.replication import StreamingReplica, primary_and_replica
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
