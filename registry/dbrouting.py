@@ -15,6 +15,9 @@ Even inside the scope, a read stays on the primary when
   accounts and their sessions), or
 - this thread has a transaction open on the primary: a read inside it must see its writes.
 
+A query is routed by its own model: one that joins such a table from another model (a filter
+through ``image__disclosures``, say) follows the other model, so keep those out of the scope.
+
 ``primary_reads()`` undoes the scope for the reads a promise rests on, ``hash_match``'s
 confirmation of candidates among them, whoever calls them.
 
