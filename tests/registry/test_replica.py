@@ -317,3 +317,52 @@ def test_matching_and_withdrawals_go_on_while_the_replica_is_down(service: Repli
     assert service.matched(photo) == 0
     feed = request(service.base, "GET", "/api/v1/hashes/changes", headers=service.auth)
     assert feed.status == 200
+
+
+def test_the_stopncii_feed_read_from_the_replica_ends_with_the_primary_s_state(
+    service: Replicated,
+) -> None:
+    held: dict[str, str] = {}  # hash -> status, as a StopNCII client keeps them
+    headers = {"Ocp-Apim-Subscription-Key": service.key, "x-functions-key": "any"}
+
+    def fetch_from(since: int) -> int:
+        """One round of FetchHashes from ``since``, every page applied; the next round's start."""
+        token = ""
+        while True:
+            query = f"startTimestamp={since}&pageSize=16" + (
+                f"&nextPageToken={token}" * bool(token)
+            )
+            answer = request(service.base, "GET", f"/v1/FetchHashes?{query}", headers=headers)
+            assert answer.status == 200, answer.body
+            body = answer.json()
+            held.update({r["hashValue"].lower(): r["hashStatus"] for r in body["hashRecords"]})
+            if not body["hasMoreRecords"]:
+                return int(body["nextSetTimestamp"])
+            token = body["nextPageToken"]
+
+    def statuses(photos: list[list[str]]) -> set[str | None]:
+        return {held.get(value.lower()) for photo in photos for value in photo}
+
+    before = [service.register() for _ in range(2)]
+    wait_until(service.replica.replayed, what="the standby to replay the registrations")
+    since = fetch_from(10)
+    assert statuses([photo for _, photo in before]) == {"Active"}
+    service.replica.pause()
+    during = [service.register() for _ in range(2)]
+    service.withdraw(before[0][0])
+    since = fetch_from(since)
+    # The standby has neither the new photos nor the withdrawal yet: nor has the client.
+    assert statuses([photo for _, photo in during]) == {None}
+    assert statuses([before[0][1]]) == {"Active"}
+
+    service.replica.resume()
+    service.withdraw(during[0][0])
+    after = service.register()
+    wait_until(service.replica.replayed, what="the standby to catch up")
+    fetch_from(since)
+
+    assert statuses([before[0][1]]) == {"Withdrawn"}
+    assert statuses([before[1][1], during[1][1], after[1]]) == {"Active"}
+    # Withdrawn before this client ever received it: its hashes are never sent, not even as
+    # withdrawn (the disclosure ledger, read on the primary, says the client never had them).
+    assert statuses([during[0][1]]) == {None}
