@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -81,3 +83,31 @@ def env_list(
     """Return ``name`` read as a comma-separated list, blanks dropped."""
     raw = env_str(name, default, environ=environ)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_postgres(
+    name: str, *, read_only: bool = False, environ: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """Return the PostgreSQL database that the URL in ``name`` names, as Django's DATABASES
+    entry (connections kept 60 s, checked before reuse); None when ``name`` is empty.
+
+    ``read_only`` opens every session read-only (``default_transaction_read_only``), so that a
+    write sent there fails even if the URL names a primary.
+    """
+    url = env_str(name, "", environ=environ)
+    if not url:
+        return None
+    try:
+        database: dict[str, Any] = dict(
+            dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        )
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} is malformed: {error}") from error
+    if database.get("ENGINE") != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"{name} must point to PostgreSQL (postgres://...).")
+    if read_only:
+        options: dict[str, Any] = {**(database.get("OPTIONS") or {})}
+        given = options.get("options", "")
+        options["options"] = f"{given} -c default_transaction_read_only=on".strip()
+        database["OPTIONS"] = options
+    return database

@@ -14,13 +14,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from registry.dotenv import dotenv_load
-from registry.env import env_bool, env_int, env_list, env_str
+from registry.env import env_bool, env_int, env_list, env_postgres, env_str
 from registry.receipts import decode_key as decode_receipt_key
 
 # Lets admin and other generic classes be subscripted at run time, as the type stubs declare.
@@ -118,17 +117,8 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 _DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
-_database_url = env_str("DATABASE_URL", "")
-if _database_url:
-    try:
-        _database = dict(
-            dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)
-        )
-    except ValueError as error:
-        raise ImproperlyConfigured(f"DATABASE_URL is malformed: {error}") from error
-    if _database.get("ENGINE") != "django.db.backends.postgresql":
-        raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL (postgres://...).")
-else:
+_database = env_postgres("DATABASE_URL")
+if _database is None:
     _DATA_DIR.mkdir(parents=True, exist_ok=True)
     _database = {
         "ENGINE": "django.db.backends.sqlite3",
@@ -136,6 +126,16 @@ else:
         "OPTIONS": {"transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
     }
 DATABASES: dict[str, dict[str, Any]] = {"default": _database}
+# A streaming replica of that database (hot standby), for the reads that tolerate its lag: the
+# match index's load and follow, the sync feeds, the statistics (registry/dbrouting.py,
+# docs/scaling.md). Empty: every query goes to DATABASE_URL.
+_replica = env_postgres("DATABASE_REPLICA_URL", read_only=True)
+if _replica is not None:
+    if _database["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL set to PostgreSQL.")
+    # A test run reads the test database through it rather than creating one on the replica.
+    DATABASES["replica"] = {**_replica, "TEST": {"MIRROR": "default"}}
+DATABASE_ROUTERS = ["registry.dbrouting.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits need one shared by every process) ------------------------------------

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from registry.env import env_bool, env_int, env_list, env_str
+from registry.env import env_bool, env_int, env_list, env_postgres, env_str
 
 
 def test_env_str_reads_the_value_or_the_default() -> None:
@@ -63,3 +67,70 @@ def test_env_list_splits_on_commas_and_drops_blanks() -> None:
         "a.example",
         "b.example",
     ]
+
+
+def test_env_postgres_reads_a_url_keeping_its_options() -> None:
+    url = "postgres://rempart@127.0.0.1:5433/rempart?sslmode=require&options=-c%20work_mem%3D8MB"
+
+    database = env_postgres("URL", read_only=True, environ={"URL": url})
+
+    assert database is not None
+    assert (database["HOST"], database["PORT"], database["NAME"]) == ("127.0.0.1", 5433, "rempart")
+    assert database["OPTIONS"] == {
+        "sslmode": "require",
+        "options": "-c work_mem=8MB -c default_transaction_read_only=on",
+    }
+    plain = env_postgres("URL", environ={"URL": url})
+    assert plain is not None
+    assert plain["OPTIONS"]["options"] == "-c work_mem=8MB"
+    assert env_postgres("URL", environ={"URL": ""}) is None
+
+
+def test_env_postgres_refuses_another_engine() -> None:
+    with pytest.raises(ImproperlyConfigured, match="URL must point to PostgreSQL"):
+        env_postgres("URL", environ={"URL": "sqlite:///rempart.sqlite3"})
+
+
+def _databases(**environment: str) -> subprocess.CompletedProcess[str]:
+    """The DATABASES a fresh process builds from the test environment and ``environment``."""
+    code = (
+        "import json; from django.conf import settings; "
+        "print(json.dumps({alias: {'HOST': d.get('HOST'), 'PORT': d.get('PORT'), "
+        "'OPTIONS': d.get('OPTIONS', {})} for alias, d in settings.DATABASES.items()}))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "registry.settings", **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_replica_url_adds_a_read_only_replica_alias() -> None:
+    result = _databases(
+        DATABASE_URL="postgres://rempart@127.0.0.1:5432/rempart",
+        DATABASE_REPLICA_URL="postgres://rempart@127.0.0.1:5433/rempart",
+    )
+
+    assert result.returncode == 0, result.stderr
+    databases = json.loads(result.stdout)
+    assert set(databases) == {"default", "replica"}
+    assert databases["replica"]["PORT"] == 5433
+    assert databases["replica"]["OPTIONS"]["options"] == "-c default_transaction_read_only=on"
+
+
+def test_without_a_replica_url_there_is_only_the_primary() -> None:
+    result = _databases(DATABASE_URL="postgres://rempart@127.0.0.1:5432/rempart")
+
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)) == {"default"}
+
+
+def test_a_replica_needs_postgresql_on_both_sides() -> None:
+    no_primary = _databases(DATABASE_URL="", DATABASE_REPLICA_URL="postgres://r@127.0.0.1/r")
+    not_postgres = _databases(DATABASE_REPLICA_URL="mysql://r@127.0.0.1/r")
+
+    assert "DATABASE_REPLICA_URL needs DATABASE_URL set to PostgreSQL" in no_primary.stderr
+    assert "DATABASE_REPLICA_URL must point to PostgreSQL" in not_postgres.stderr

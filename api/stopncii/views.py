@@ -29,6 +29,7 @@ from api.stopncii import wire
 from api.throttling import PartnerSyncThrottle
 from api.views.sync import check_retention, no_store
 from registry import services
+from registry.dbrouting import replica_reads
 from registry.models import PartnerKey
 from registry.pdq import InvalidHash, parse_hash
 from registry.selectors.changes import change_created_at_or_before, change_last_before
@@ -89,6 +90,8 @@ class StopNCIIFetchHashesApi(StopNCIIApi):
         parameters=[InputSerializer],
         responses={200: OutputSerializer, **PARTNER_ERRORS},
     )
+    # As the native feed: the key was checked on the primary, the feed's reads may lag.
+    @replica_reads()
     def get(self, request: Request) -> Response:
         # A plain dict: an empty value is refused, not read as the default.
         serializer = self.InputSerializer(data=request.query_params.dict())

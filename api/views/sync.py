@@ -34,6 +34,7 @@ from api.fields import (
     check_batch,
 )
 from api.throttling import PartnerSyncThrottle
+from registry.dbrouting import replica_reads
 from registry.derivatives import DERIVED_VIEW_KINDS, REFRAMED, REGIONS, WHOLE
 from registry.match_ids import match_id_encode
 from registry.models import PartnerKey
@@ -123,6 +124,9 @@ class HashChangesApi(APIView):
             **PARTNER_ERRORS,
         },
     )
+    # The key, its scope and the budget were checked on the primary before get() is called;
+    # the feed's own reads tolerate a replica's lag (registry.dbrouting, docs/scaling.md).
+    @replica_reads()
     def get(self, request: Request) -> Response:
         # A plain dict: an empty value is refused, not read as the default.
         serializer = self.InputSerializer(data=request.query_params.dict())

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from django.conf import settings
-from django.db import close_old_connections, connection, connections
+from django.db import close_old_connections, connections, router
 from django.db.models import Max
 
+from registry.dbrouting import replica_reads
 from registry.matching.index import HashIndex, Matches
 from registry.models import Change, ImageHash, RegisteredImage
 from registry.pdq import HASH_BYTES, MATCH_DISTANCE
@@ -89,7 +90,9 @@ def _parse_binary_copy(data: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[
 
 
 def load_matchable() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
-    """Read the id and value of every matchable hash, streamed from the database."""
+    """Read the id and value of every matchable hash, streamed from the database (the replica,
+    inside ``replica_reads()``, when one is configured)."""
+    connection = connections[router.db_for_read(ImageHash)]
     if connection.vendor == "postgresql":
         buffer = bytearray()
         statement = f"COPY ({_MATCHABLE_SQL}) TO STDOUT (FORMAT BINARY)"
@@ -117,6 +120,9 @@ class Matcher:
         self._pid = os.getpid()
 
     # --- Loading and following -----------------------------------------------------------
+    # Both read from a replica when one is configured: a lagging index adds a new photo a little
+    # later, and never undoes a withdrawal, since hash_match confirms candidates on the primary.
+    @replica_reads()
     def load(self) -> None:
         """(Re)build the index from every matchable hash in the database."""
         started = time.monotonic()
@@ -139,6 +145,7 @@ class Matcher:
             "match index loaded: %d hashes in %.1f s", len(index), time.monotonic() - started
         )
 
+    @replica_reads()
     def catch_up(self, *, limit: int = 10_000) -> int:
         """Apply the changes committed since the last one applied; return how many."""
         changes = list(

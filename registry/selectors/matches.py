@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count
 
+from registry.dbrouting import primary_reads
 from registry.derivatives import DERIVED_VIEW_NAMES, MASK_NAMES, TILE_NAMES, WHOLE, decide
 from registry.exceptions import InvalidInput
 from registry.matching.follower import get_matcher
@@ -34,6 +35,8 @@ class ImageMatch:
     regions_of: int = 0
 
 
+# A withdrawal is effective at its commit on the primary: never confirm on a replica.
+@primary_reads()
 def hash_match(
     hashes: Sequence[bytes],
     max_distance: int = MATCH_DISTANCE,
