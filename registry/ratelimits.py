@@ -184,32 +184,39 @@ _EXACT_SHARE = 0.9
 
 @dataclass
 class _Window:
-    """One budget window as this process knows it: the shared count last read, and what this
-    process has counted since."""
+    """One budget window as this process knows it: the shared count last read, and the hashes
+    this process has counted since, as positions in the order it counted them."""
 
     number: int
-    shared: int = 0
-    # Counted here and not yet sent; sent and not yet answered.
-    pending: int = 0
-    in_flight: int = 0
+    shared: int = 0  # the shared count after the last send answered
+    counted: int = 0  # positions counted here, in all
+    sent: int = 0  # positions in sends begun (one at a time)
+    answered: int = 0  # positions in sends answered
+    sending: bool = False
     synced_at: float = float("-inf")
 
 
 class _LocalBudgets:
     """Per-minute hash budgets counted in the process and reconciled with Redis in batches.
 
-    Exact while a partner is within 90% of its budget (every call then reads and adds to the
-    shared counter); below that, what other processes counted in the last 0.1 s is not yet
-    seen, so a budget can be overrun by at most what the other processes serve in 0.1 s, once,
-    before the calls that pass 90% count exactly. Calls refused count too, as before.
+    Exact while a partner is within 90% of its budget: every call then waits for a count that
+    includes its hashes and everything this process counted before them, and is judged on its
+    own place in that count. Below 90%, what other processes counted in the last 0.1 s is not
+    yet seen, so a budget can be overrun by at most what the other processes serve in 0.1 s,
+    once, before the calls that pass 90% count exactly. Calls refused count too, as before.
+
+    A process has at most one addition to a window's shared counter in flight: with two, the
+    one answered first could be missing the other's hashes (already let through here), and a
+    call judged on it would be judged on too low a count.
     """
 
     def __init__(self) -> None:
         self._windows: dict[str, _Window] = {}
         self._lock = threading.Lock()
+        self._answered = threading.Condition(self._lock)
 
     def add(self, cache_key: str, window: int, count: int, limit: int) -> int:
-        """Count ``count`` hashes; the budget's use as best known now (shared plus pending)."""
+        """Count ``count`` hashes; the budget's use up to and with them, as best known now."""
         now = time.monotonic()
         with self._lock:
             state = self._windows.get(cache_key)
@@ -217,26 +224,35 @@ class _LocalBudgets:
                 if len(self._windows) > 10_000:
                     self._windows.clear()
                 state = self._windows[cache_key] = _Window(number=window)
-            state.pending += count
-            estimate = state.shared + state.in_flight + state.pending
-            if estimate <= limit * _EXACT_SHARE and now - state.synced_at < _SYNC_SECONDS:
+            state.counted += count
+            mine = state.counted
+            estimate = state.shared + state.counted - state.answered
+            if estimate <= limit * _EXACT_SHARE and (
+                state.sending or now - state.synced_at < _SYNC_SECONDS
+            ):
                 return estimate
-            sent, state.pending = state.pending, 0
-            state.in_flight += sent
+            while state.sending:
+                self._answered.wait()
+            if state.answered >= mine:
+                # A send answered meanwhile carried this call's hashes.
+                return state.shared - (state.answered - mine)
+            begun, upto = state.sent, state.counted
+            state.sent, state.sending = upto, True
         try:
-            shared = _window_add(cache_key, sent)
+            shared = _window_add(cache_key, upto - begun)
         except _CACHE_ERRORS:
             with self._lock:
-                state.in_flight -= sent
-                state.pending += sent  # Kept for the next attempt.
+                state.sent, state.sending = begun, False  # Kept for the next attempt.
+                self._answered.notify_all()
             raise
         with self._lock:
-            state.in_flight -= sent
-            # Answers may come back out of order; within a window the count only grows.
+            # Within a window the shared count only grows.
             state.shared = max(state.shared, shared)
+            state.answered, state.sending = upto, False
             state.synced_at = now
-        # This call's hashes were in what was sent: the shared count decides it exactly.
-        return shared
+            self._answered.notify_all()
+        # The shared count after this send, less what this process counted after this call.
+        return shared - (upto - mine)
 
     def clear(self) -> None:
         """Forget every window (tests: the shared counters were emptied)."""

@@ -9,12 +9,14 @@ import time
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from registry.matching.follower import Matcher
 from registry.models import Case, MatchCall, PartnerKey
+from registry.ratelimits import budgets
 from registry.services.partners import partner_key_issue
 from tests.conftest import PartnerPersona
 from tests.factories import (
@@ -190,12 +192,22 @@ def test_rate_limits_hold_under_20_concurrent_threads(
                 statuses.append(response.status_code)
         connection.close()
 
-    _wait_for_a_fresh_window()
-    threads = [threading.Thread(target=client_thread) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # The budget is a fixed minute window: a run that crosses into the next minute (a loaded
+    # machine) gets a second budget, so it is run again from empty counters.
+    for _attempt in range(3):
+        _wait_for_a_fresh_window()
+        cache.clear()
+        budgets.clear()
+        MatchCall.objects.all().delete()
+        statuses.clear()
+        window = int(time.time()) // 60
+        threads = [threading.Thread(target=client_thread) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if int(time.time()) // 60 == window:
+            break
     assert len(statuses) == 100
     assert statuses.count(200) == 50
     assert statuses.count(429) == 50
