@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+from typing import NamedTuple
 
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 
 from registry.models import MatchCall
 
 logger = logging.getLogger(__name__)
+
+
+class Call(NamedTuple):
+    """One match call's usage record, as it waits: a MatchCall is built only when written
+    (building a model instance cost more than the rest of the record, on every call)."""
+
+    partner_id: int
+    key_id: int
+    purpose: str
+    hashes: int
+    matched_hashes: int
+    matches: int
+    created_at: dt.datetime
+
+    def row(self) -> MatchCall:
+        return MatchCall(**self._asdict())
 
 
 class MatchCallRecorder:
@@ -27,17 +46,27 @@ class MatchCallRecorder:
     MAX_PENDING = 100_000
 
     def __init__(self) -> None:
-        self._pending: list[MatchCall] = []
+        self._pending: list[Call] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def record(self, row: MatchCall) -> None:
+    def record(
+        self,
+        *,
+        partner_id: int,
+        key_id: int,
+        purpose: str,
+        hashes: int,
+        matched_hashes: int,
+        matches: int,
+    ) -> None:
+        call = Call(partner_id, key_id, purpose, hashes, matched_hashes, matches, timezone.now())
         if self._thread is None:
-            row.save(force_insert=True)
+            call.row().save(force_insert=True)
             return
         with self._lock:
-            self._pending.append(row)
+            self._pending.append(call)
             if len(self._pending) > self.MAX_PENDING:
                 del self._pending[: len(self._pending) - self.MAX_PENDING]
                 logger.warning("match call records dropped: the database is not answering")
@@ -50,7 +79,7 @@ class MatchCallRecorder:
             return 0
         try:
             with transaction.atomic():  # All or none: a failed flush is retried whole.
-                MatchCall.objects.bulk_create(rows)
+                MatchCall.objects.bulk_create([call.row() for call in rows])
         except Exception:
             with self._lock:
                 self._pending[:0] = rows

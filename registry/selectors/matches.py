@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count
 
 from registry.dbrouting import primary_reads
@@ -67,19 +69,7 @@ def hash_match(
     candidate_ids = {hash_id for ids, _ in found for hash_id in ids.tolist()}
     if not candidate_ids:
         return [[] for _ in hashes]
-    confirmed = {
-        hash_id: (image_id, variant, scope, minor, status)
-        for hash_id, image_id, variant, scope, minor, status in ImageHash.objects.matchable()
-        .filter(id__in=candidate_ids)
-        .values_list(
-            "id",
-            "image_id",
-            "variant",
-            "image__scope",
-            "image__minor_depicted",
-            "image__status",
-        )
-    }
+    confirmed = _confirmed(candidate_ids)
     # For each upload and image, the (query view, registered variant, distance) pairs.
     pairs: list[dict[int, list[tuple[str, str, int]]]] = [{} for _ in hashes]
     about: dict[int, tuple[str, bool, str]] = {}
@@ -126,6 +116,36 @@ def hash_match(
 
 
 _REGION_VARIANTS = frozenset((*MASK_NAMES, *TILE_NAMES))
+
+
+@functools.cache
+def _confirm_sql() -> str:
+    """``ImageHash.objects.matchable().filter(id__in=...)`` with the image's fields, written out
+    once: building it through the ORM cost more than the database's work (tests/load/)."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    hashes, images = ImageHash._meta, RegisteredImage._meta
+    statuses = ", ".join(f"'{status}'" for status in RegisteredImage.MATCHABLE)
+    return (
+        f"SELECT h.{quote('id')}, h.{quote('image_id')}, h.{quote('variant')}, "  # noqa: S608
+        f"i.{quote('scope')}, i.{quote('minor_depicted')}, i.{quote('status')} "
+        f"FROM {quote(hashes.db_table)} h JOIN {quote(images.db_table)} i "
+        f"ON i.{quote('id')} = h.{quote('image_id')} "
+        f"WHERE i.{quote('status')} IN ({statuses}) AND h.{quote('id')} IN "
+    )
+
+
+def _confirmed(candidate_ids: Collection[int]) -> dict[int, tuple[int, str, str, bool, str]]:
+    """The candidates still matchable, with their image's fields, read on the primary: an image
+    withdrawn by a committed transaction is never among them."""
+    ids = list(candidate_ids)
+    sql = _confirm_sql() + f"({', '.join(['%s'] * len(ids))})"
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, ids)
+        rows = cursor.fetchall()
+    return {
+        hash_id: (image_id, variant, scope, bool(minor), status)
+        for hash_id, image_id, variant, scope, minor, status in rows
+    }
 
 
 def _region_counts(image_ids: Collection[int]) -> dict[int, tuple[int, int]]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from registry.matching import counters
 from registry.matching.probing import slowed_key_id
 from registry.matching.usage import match_call_recorder
-from registry.models import MatchCall, PartnerKey
+from registry.models import PartnerKey
 from registry.ratelimits import limit_partner_hashes
 from registry.selectors.matches import ImageMatch, hash_match
 
@@ -34,13 +34,11 @@ def partner_match(
     results = hash_match(hashes, max_distance=max_distance, views=views)
     counters.image_matches_record(match.image_id for matches in results for match in matches)
     match_call_recorder.record(
-        MatchCall(
-            partner_id=key.partner_id,
-            key_id=key.pk,
-            purpose=purpose,
-            hashes=counted,
-            matched_hashes=sum(1 for matches in results if matches),
-            matches=sum(len(matches) for matches in results),
-        )
+        partner_id=key.partner_id,
+        key_id=key.pk,
+        purpose=purpose,
+        hashes=counted,
+        matched_hashes=sum(1 for matches in results if matches),
+        matches=sum(len(matches) for matches in results),
     )
     return results
