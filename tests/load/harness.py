@@ -6,12 +6,14 @@ starts one or more web processes (gunicorn with deploy/gunicorn.conf.py, several
 DEBUG off, on ports of their own), nginx in front of them with the deploy site
 (tests/load/nginx.py), and a Celery worker on Redis; on the way out, failure included, it stops
 them, drops the database and empties the Redis database it used. A second nginx proxies to the
-first web process alone, to compare one process with all of them in the same run.
+first web process alone, to compare one process with all of them in the same run; with
+``granian=True``, as many granian processes serve the same application behind a third nginx, to
+compare the servers in the same run.
 
 ``run_scenario`` drives match calls with wrk (tests/load/match.lua, one thread: the two cores
-are shared with the server) while ``WriteStream`` registers and withdraws cases through the
-public API in parallel. Each withdrawn photo is matched again at once, and once more after the
-load: a committed withdrawal must never match.
+are shared with the server) while ``WriteStream`` (tests/load/writes.py) registers and
+withdraws cases through the public API in parallel. Each withdrawn photo is matched again at
+once, and once more after the load: a committed withdrawal must never match.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class Service:
     # hash.
     access_logs: list[Path]
     database_url: str
+    # nginx in front of as many granian processes, the same application (``granian=True``).
+    base_granian: str | None = None
 
     def match_calls_recorded(self) -> int:
         """How many MatchCall rows the database holds now."""
@@ -172,9 +176,15 @@ def production_service(
     celery: bool = True,
     database_suffix: str = "_loadtest",
     web_env: dict[str, str] | None = None,
+    granian: bool = False,
 ) -> Iterator[Service]:
     """The registry as in production on this machine, with ``hashes`` registered hashes:
-    ``servers`` web processes of ``workers`` workers behind nginx (on ``port``)."""
+    ``servers`` web processes of ``workers`` workers behind nginx (on ``port``).
+
+    ``granian``: also as many granian processes of as many workers (``threads`` blocking
+    threads each) behind an nginx of their own, on the same database, to compare the servers
+    in one run. Each granian worker loads its own index (no preload to share it) and writes no
+    access log (granian's would hold the client's address)."""
     admin_url, name, database_url = _database_urls(server_url, database_suffix)
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="rempart-load-"))
@@ -259,8 +269,22 @@ def production_service(
                 stderr=subprocess.STDOUT,
             )
             cleanup.callback(_stop, worker, "celery worker")
+        granian_ports = [free_port() for _ in range(servers if granian else 0)]
+        for web_port in granian_ports:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "granian", "--interface", "wsgi",
+                 "--host", "127.0.0.1", "--port", str(web_port),
+                 "--workers", str(workers), "--blocking-threads", str(threads),
+                 "registry.wsgi:application"],
+                cwd=ROOT,
+                env={**env, "INDEX_AUTOSTART": "1"},
+                stdout=server_log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            web.append(process)
+            cleanup.callback(_stop, process, f"granian on {web_port}")
         try:
-            for web_port, process in zip(web_ports, web, strict=True):
+            for web_port, process in zip(web_ports + granian_ports, web, strict=True):
                 _wait_ready(f"http://127.0.0.1:{web_port}", process, time.monotonic() + 120)
         except RuntimeError:
             server_log.flush()
@@ -271,6 +295,10 @@ def production_service(
             (port, start_nginx(port, web_ports, workdir / "nginx")),
             (one_port, start_nginx(one_port, web_ports[:1], workdir / "nginx-one")),
         ]
+        granian_front = free_port()
+        if granian:
+            front = start_nginx(granian_front, granian_ports, workdir / "nginx-granian")
+            fronts.append((granian_front, front))
         for front_port, front in fronts:
             cleanup.callback(_stop, front, f"nginx on {front_port}")
         for front_port, front in fronts:
@@ -287,6 +315,7 @@ def production_service(
             hashes=details["hashes"],
             access_logs=access_logs,
             database_url=database_url,
+            base_granian=f"http://127.0.0.1:{granian_front}" if granian else None,
         )
 
 
@@ -364,10 +393,13 @@ def run_scenario(
     connections: int,
     write_pause: float = 0.5,
     one_process: bool = False,
+    base: str | None = None,
 ) -> Outcome:
     """Match calls with wrk (``batch`` 0: the bare endpoint) and, alongside, registrations and
     withdrawals; then check again that no photo withdrawn during the load matches.
-    ``one_process``: through the nginx in front of the first web process only."""
+    ``one_process``: through the nginx in front of the first web process only; ``base``:
+    through another front (the granian one)."""
+    driven = base or (service.base_one_process if one_process else service.base)
     log_offsets = service.access_log_sizes()
     stream = WriteStream(base=service.base, key=service.key, pause=write_pause)
     stream.start()
@@ -377,14 +409,15 @@ def run_scenario(
             batch=batch,
             seconds=seconds,
             connections=connections,
-            base=service.base_one_process if one_process else service.base,
+            base=driven,
         )
     finally:
         stream.stop()
     # Several calls, so that each worker process answers some of them.
     matched = stream.matched_after_withdrawal
     for _ in range(service.workers * service.servers * 4):
-        matched += match_count(service.base, service.key, stream.withdrawn_hashes)
+        for checked in dict.fromkeys((service.base, driven)):
+            matched += match_count(checked, service.key, stream.withdrawn_hashes)
     return Outcome(
         scenario=scenario,
         batch=batch,

@@ -6,9 +6,12 @@ service as tests/load/harness.py describes (its own database on the server of
 deploy/gunicorn.conf.py behind nginx with the deploy site, and a Celery worker), then runs, each
 alongside registrations and withdrawals: the bare endpoint (``GET /health``, a fixed answer, no
 database: what the server, its workers and nginx cost), single-hash match calls, batches of 100,
-and single-hash calls through one web process only. It prints a Markdown table against the
-goals, with the match route's rate as a share of the bare endpoint's. Everything it started is
-stopped and everything it created is dropped, on failure too. Exits 1 if a goal is missed.
+single-hash calls through one web process only, and then the bare endpoint and single-hash
+calls again with granian serving the same application in place of gunicorn (behind nginx too;
+``--no-granian`` leaves them out), to compare the servers in one run. It prints a Markdown
+table against the goals, with the match route's rate as a share of the bare endpoint's behind
+the same server. Everything it started is stopped and everything it created is dropped, on
+failure too. Exits 1 if a goal is missed.
 
 The figures are printed, not asserted by the test suite: the short variant in make test
 (tests/load/test_load_short.py) checks only that nothing fails and that withdrawals hold.
@@ -24,11 +27,13 @@ from tests.load.harness import Outcome, log, production_service, run_scenario
 
 # The goals on 2 cores (issue 15), by scenario: requests/s at least, p99 below (ms), and the
 # share of the bare endpoint's rate at least. Scenarios without a goal are printed for reading.
-SINGLE, BATCH, BARE, ONE_PROCESS = (
+SINGLE, BATCH, BARE, ONE_PROCESS, BARE_GRANIAN, SINGLE_GRANIAN = (
     "single-hash match",
     "batch match, 100 hashes",
     "bare endpoint (GET /health)",
     "single-hash match, 1 web process",
+    "granian: bare endpoint",
+    "granian: single-hash match",
 )
 GOALS: dict[str, tuple[float, float | None, float | None]] = {
     SINGLE: (2000.0, 20.0, 0.40),
@@ -49,8 +54,12 @@ def goal_text(scenario: str) -> str:
 
 
 def share_of_bare(outcome: Outcome, outcomes: list[Outcome]) -> float | None:
-    bare = next((other for other in outcomes if other.scenario == BARE), None)
-    if bare is None or not bare.rate or outcome.scenario == BARE:
+    """The rate as a share of the bare endpoint's behind the same server."""
+    if outcome.scenario in (BARE, BARE_GRANIAN):
+        return None
+    reference = BARE_GRANIAN if outcome.scenario == SINGLE_GRANIAN else BARE
+    bare = next((other for other in outcomes if other.scenario == reference), None)
+    if bare is None or not bare.rate:
         return None
     return outcome.rate / bare.rate
 
@@ -104,6 +113,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=None, help="nginx's port")
     parser.add_argument("--single-connections", type=int, default=16)
     parser.add_argument("--batch-connections", type=int, default=4)
+    parser.add_argument(
+        "--no-granian", action="store_true", help="leave out the granian comparison"
+    )
     arguments = parser.parse_args()
     if not 20 <= arguments.seconds <= 30:
         parser.error("each scenario runs 20 to 30 seconds")
@@ -119,14 +131,20 @@ def main() -> None:
         threads=arguments.threads,
         servers=arguments.servers,
         port=arguments.port,
+        granian=not arguments.no_granian,
     ) as service:
         for scenario, batch, connections in (
             (BARE, 0, arguments.single_connections),
             (SINGLE, 1, arguments.single_connections),
             (BATCH, 100, arguments.batch_connections),
             (ONE_PROCESS, 1, arguments.single_connections),
+            (BARE_GRANIAN, 0, arguments.single_connections),
+            (SINGLE_GRANIAN, 1, arguments.single_connections),
         ):
             if scenario == ONE_PROCESS and arguments.servers == 1:
+                continue
+            granian = scenario in (BARE_GRANIAN, SINGLE_GRANIAN)
+            if granian and service.base_granian is None:
                 continue
             log(f"{scenario}: {arguments.seconds} s, {connections} connections, 1 wrk thread")
             outcomes.append(
@@ -138,14 +156,16 @@ def main() -> None:
                     connections=connections,
                     write_pause=1.0,
                     one_process=scenario == ONE_PROCESS,
+                    base=service.base_granian if granian else None,
                 )
             )
         log("stopping everything started and dropping the load database")
     cores = os.cpu_count()
     print(
         f"\n{service.hashes:,} hashes registered; nginx in front of {arguments.servers} web "
-        f"processes (gunicorn, {arguments.workers} workers x {arguments.threads} threads each), "
-        f"PostgreSQL, Redis, a Celery worker and wrk (1 thread) on {cores} cores\n"
+        f"processes (gunicorn, {arguments.workers} workers x {arguments.threads} threads each; "
+        f"granian alike for its rows), PostgreSQL, Redis, a Celery worker and wrk (1 thread) on "
+        f"{cores} cores\n"
     )
     print(table(outcomes))
     print()

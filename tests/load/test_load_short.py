@@ -5,7 +5,8 @@ deploy/gunicorn.conf.py behind nginx with the deploy site, PostgreSQL, Redis, a 
 wrk) on 20,000 registered hashes, each scenario for a few seconds. It asserts what must hold
 whatever the machine: no request fails, no photo withdrawn during the load matches afterwards,
 every match call answered has its usage record (written in batches by the web processes), and
-both web processes answered match calls. The rates
+both web processes answered match calls; then the same under granian, which ``make loadtest``
+compares with gunicorn. The rates
 and latencies are printed, never asserted (``make loadtest`` measures them).
 """
 
@@ -51,6 +52,7 @@ def test_match_calls_under_load_never_fail_and_withdrawn_photos_never_match() ->
         threads=4,
         servers=2,
         database_suffix="_loadshort",
+        granian=True,
     ) as service:
         outcomes = [
             run_scenario(service, scenario="bare endpoint", batch=0, seconds=2, connections=8),
@@ -82,6 +84,18 @@ def test_match_calls_under_load_never_fail_and_withdrawn_photos_never_match() ->
                 break
             time.sleep(0.2)
         assert recorded == answered
+        # The same application under granian, the server the load test compares (its calls
+        # leave no access log line, so they come after the count above).
+        outcomes.append(
+            run_scenario(
+                service,
+                scenario="granian: single-hash match",
+                batch=1,
+                seconds=2,
+                connections=8,
+                base=service.base_granian,
+            )
+        )
     for outcome in outcomes:
         _print(outcome)
         assert outcome.requests > 0
