@@ -1,7 +1,9 @@
 """Partner authentication: ``Authorization: Bearer <key>``, and scopes.
 
-A key is checked with one indexed read and one HMAC (no slow password hash per request), and
-is looked up afresh on every request, so a revocation takes effect on the very next one.
+A key is checked with one HMAC (no slow password hash per request) against its digest, read
+once per process and then kept until PostgreSQL notifies a change to the key or its partner
+(registry.keycache): a revocation takes effect on every web process within a second, and
+while a process cannot hear those notices it reads the key on every request.
 """
 
 from __future__ import annotations
