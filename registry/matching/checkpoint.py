@@ -300,7 +300,7 @@ def _arrays(
         shape = tuple(int(n) for n in entry["shape"])
         if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != nbytes:
             raise CheckpointError(f"its array {entry['name']} has an inconsistent size")
-        if start % _ALIGN or start + nbytes > size:
+        if start < data_start or start % _ALIGN or start + nbytes > size:
             raise CheckpointError("it is truncated")
         data = whole[start : start + nbytes]
         blocks = _blocks(data)
