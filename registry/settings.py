@@ -461,6 +461,10 @@ RATELIMIT_FAIL_OPEN = True
 INDEX_POLL_MS = env_int("INDEX_POLL_MS", 250, minimum=10, maximum=10_000)
 # Load the index in the background when the web process starts (off for management commands).
 INDEX_AUTOSTART = env_bool("INDEX_AUTOSTART", True)
+# A checkpoint of the built index (manage.py index_checkpoint writes it): each process maps it
+# at start and applies the changes since, instead of loading every hash from the database.
+# Empty: no checkpoint, every start loads from the database.
+INDEX_CHECKPOINT_PATH = env_str("INDEX_CHECKPOINT_PATH", "")
 
 # --- Logging --------------------------------------------------------------------------------
 # Every handler passes through the redaction filter: no hash, secret or IP address reaches a log.

@@ -168,6 +168,12 @@ def test_dockerfile_installs_from_the_lock_and_collects_static_files() -> None:
             ["-A", "registry", "beat"],
             ["registry/celery.py"],
         ),
+        (
+            "rempart-index-checkpoint.service",
+            "python",
+            ["manage.py", "index_checkpoint"],
+            ["manage.py", "registry/management/commands/index_checkpoint.py"],
+        ),
     ],
 )
 def test_systemd_unit_runs_the_registry_hardened(
@@ -188,6 +194,15 @@ def test_systemd_unit_runs_the_registry_hardened(
     assert service["ReadWritePaths"] == "/var/lib/rempart"
     if "--schedule" in command:
         assert command[command.index("--schedule") + 1].startswith("/var/lib/rempart/")
+
+
+def test_systemd_timer_rewrites_the_index_checkpoint_hourly_and_privately() -> None:
+    timer = _unit("rempart-index-checkpoint.timer")["Timer"]
+    assert timer["OnCalendar"] == "hourly"
+    assert timer["Persistent"] == "true"
+    service = _unit("rempart-index-checkpoint.service")["Service"]
+    assert service["Type"] == "oneshot"
+    assert service["UMask"] == "0077"
 
 
 def test_systemd_web_unit_reloads_with_hup() -> None:
@@ -316,7 +331,14 @@ def test_the_operators_guide_shell_snippets_are_python() -> None:
 
 
 @pytest.mark.parametrize(
-    "unit", ["rempart-web.service", "rempart-worker.service", "rempart-beat.service"]
+    "unit",
+    [
+        "rempart-web.service",
+        "rempart-worker.service",
+        "rempart-beat.service",
+        "rempart-index-checkpoint.service",
+        "rempart-index-checkpoint.timer",
+    ],
 )
 def test_systemd_knows_every_directive_of_the_unit(unit: str) -> None:
     analyze = shutil.which("systemd-analyze")

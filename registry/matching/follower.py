@@ -2,7 +2,9 @@
 
 PostgreSQL is the source of truth. Each web process loads every matchable hash into a
 :class:`registry.matching.HashIndex` at start (streamed with a binary COPY, never one Python
-object per row), then a follower thread applies the change sequence every
+object per row), or maps the checkpoint of a built index written by ``manage.py
+index_checkpoint`` (``INDEX_CHECKPOINT_PATH``, registry.matching.checkpoint), applies the
+changes made since, then a follower thread applies the change sequence every
 ``INDEX_POLL_MS`` (250 ms by default), so a newly registered hash is matchable in every
 process well within a second.
 
@@ -29,6 +31,12 @@ from django.db import close_old_connections, connections, router
 from django.db.models import Max
 
 from registry.dbrouting import replica_reads
+from registry.matching.checkpoint import (
+    change_anchor,
+    checkpoint_load,
+    checkpoint_write,
+    database_fingerprint,
+)
 from registry.matching.index import HashIndex, Matches
 from registry.models import Change, ImageHash, RegisteredImage
 from registry.pdq import HASH_BYTES, MATCH_DISTANCE
@@ -106,6 +114,77 @@ def load_matchable() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
     return ids, hashes.reshape(-1, HASH_BYTES)
 
 
+def _sequence_head() -> int:
+    return Change.objects.aggregate(head=Max("id"))["head"] or 0
+
+
+def _changes_apply(index: HashIndex, *, after: int, limit: int = 10_000) -> tuple[int, int]:
+    """Apply to ``index`` the changes after number ``after``, at most ``limit`` of them;
+    return (the last change applied, how many)."""
+    changes = list(
+        Change.objects.filter(id__gt=after)
+        .order_by("id")
+        .values_list("id", "kind", "image_id")[:limit]
+    )
+    if not changes:
+        return after, 0
+    # An image's last change is its state: a reviewer may suspend an image and reinstate it.
+    last_kind = {image: kind for _, kind, image in changes}
+    added = {image for image, kind in last_kind.items() if kind == Change.Kind.ADDED}
+    withdrawn = set(last_kind) - added
+    if added:
+        rows = list(ImageHash.objects.filter(image_id__in=added).values_list("id", "value"))
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        values = b"".join(bytes(row[1]) for row in rows)
+        index.add(ids, np.frombuffer(values, dtype=np.uint8).reshape(-1, HASH_BYTES))
+    if withdrawn:
+        gone = list(ImageHash.objects.filter(image_id__in=withdrawn).values_list("id", flat=True))
+        index.remove(np.asarray(gone, dtype=np.int64))
+    return changes[-1][0], len(changes)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointWritten:
+    """What ``index_checkpoint_write`` wrote."""
+
+    path: str
+    hashes: int
+    position: int
+    size: int
+    seconds: float
+
+
+@replica_reads()
+def index_checkpoint_write(path: str) -> CheckpointWritten:
+    """Build the index from every matchable hash in the database and write it as the
+    checkpoint at ``path`` (registry.matching.checkpoint), replacing the file atomically.
+
+    Reads as ``Matcher.load`` does (the replica, when one is configured) and needs as much
+    memory again as the index while it runs. Raises OSError if the file cannot be written.
+    """
+    started = time.monotonic()
+    head = _sequence_head()
+    ids, hashes = load_matchable()
+    segment = HashIndex.build(ids, hashes).main_segment()
+    del ids, hashes
+    size = checkpoint_write(
+        path,
+        segment,
+        position=head,
+        anchor=change_anchor(head),
+        database=database_fingerprint(),
+    )
+    seconds = time.monotonic() - started
+    logger.info(
+        "match index checkpoint written: %d hashes at change %d, %d bytes in %.1f s",
+        len(segment),
+        head,
+        size,
+        seconds,
+    )
+    return CheckpointWritten(path, len(segment), head, size, seconds)
+
+
 class Matcher:
     """One process's index and the state of its catch-up with the change sequence."""
 
@@ -124,14 +203,33 @@ class Matcher:
     # later, and never undoes a withdrawal, since hash_match confirms candidates on the primary.
     @replica_reads()
     def load(self) -> None:
-        """(Re)build the index from every matchable hash in the database."""
+        """(Re)build the index, then apply the changes made since, before answering anything.
+
+        From the checkpoint at INDEX_CHECKPOINT_PATH when one is set and this database can
+        follow on from it (registry.matching.checkpoint), mapped read-only; otherwise, with a
+        warning saying why, from every matchable hash in the database.
+        """
         started = time.monotonic()
-        # Read the head of the sequence first: every change up to it has committed (changes
-        # commit in sequence order), so the hashes read next reflect at least all of them, and
-        # replaying later changes is harmless (adds replace, removes of absent ids are no-ops).
-        head = Change.objects.aggregate(head=Max("id"))["head"] or 0
-        ids, hashes = load_matchable()
-        index = HashIndex.build(ids, hashes)
+        path = settings.INDEX_CHECKPOINT_PATH
+        checkpoint = checkpoint_load(path) if path else None
+        if checkpoint is not None:
+            index, head = HashIndex.of_segment(checkpoint.segment), checkpoint.position
+        else:
+            # Read the head of the sequence first: every change up to it has committed (changes
+            # commit in sequence order), so the hashes read next reflect at least all of them,
+            # and replaying later changes is harmless (adds replace, removes of absent ids are
+            # no-ops).
+            head = _sequence_head()
+            ids, hashes = load_matchable()
+            index = HashIndex.build(ids, hashes)
+        # The changes since, before the index is published: a photo withdrawn after the
+        # checkpoint is out of it, and one registered since is in it, from the first answer.
+        applied = 0
+        while True:
+            head, count = _changes_apply(index, after=head)
+            if not count:
+                break
+            applied += count
         # Answer one query before serving: the compiled search is loaded now (numba), not by the
         # first partner calls, and under gunicorn's preload before the workers fork (one query
         # keeps to this thread: no pool is started before a fork).
@@ -142,36 +240,21 @@ class Matcher:
             self._loaded_at = time.time()
         self._ready.set()
         logger.info(
-            "match index loaded: %d hashes in %.1f s", len(index), time.monotonic() - started
+            "match index loaded from the %s: %d hashes, %d changes applied since, in %.1f s",
+            "checkpoint" if checkpoint is not None else "database",
+            len(index),
+            applied,
+            time.monotonic() - started,
         )
 
     @replica_reads()
     def catch_up(self, *, limit: int = 10_000) -> int:
         """Apply the changes committed since the last one applied; return how many."""
-        changes = list(
-            Change.objects.filter(id__gt=self._applied_change)
-            .order_by("id")
-            .values_list("id", "kind", "image_id")[:limit]
-        )
-        if not changes:
-            return 0
-        # An image's last change is its state: a reviewer may suspend an image and reinstate it.
-        last_kind = {image: kind for _, kind, image in changes}
-        added = {image for image, kind in last_kind.items() if kind == Change.Kind.ADDED}
-        withdrawn = set(last_kind) - added
         with self._write_lock:
-            if added:
-                rows = list(ImageHash.objects.filter(image_id__in=added).values_list("id", "value"))
-                ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-                values = b"".join(bytes(row[1]) for row in rows)
-                self._index.add(ids, np.frombuffer(values, dtype=np.uint8).reshape(-1, HASH_BYTES))
-            if withdrawn:
-                gone = list(
-                    ImageHash.objects.filter(image_id__in=withdrawn).values_list("id", flat=True)
-                )
-                self._index.remove(np.asarray(gone, dtype=np.int64))
-            self._applied_change = changes[-1][0]
-        return len(changes)
+            self._applied_change, count = _changes_apply(
+                self._index, after=self._applied_change, limit=limit
+            )
+        return count
 
     def start(self) -> None:
         """Load in the background and follow the change sequence, once per process."""

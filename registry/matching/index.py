@@ -249,6 +249,23 @@ class HashIndex:
         index._snapshot = _Snapshot.of(build_segment(sorted_ids, words, chunk_shape))
         return index
 
+    @classmethod
+    def of_segment(
+        cls, main: Segment, *, merge_threshold: int = DEFAULT_MERGE_THRESHOLD
+    ) -> HashIndex:
+        """An index whose main segment is ``main``, used as it is: a checkpoint's, mapped
+        read-only (registry.matching.checkpoint). Writes never touch its arrays."""
+        index = cls(merge_threshold=merge_threshold)
+        index._snapshot = _Snapshot.of(main)
+        return index
+
+    def main_segment(self) -> Segment:
+        """The main segment once it holds every stored row (merging first if need be)."""
+        with self._write_lock:
+            if self._snapshot.dead_count or self._snapshot.delta_ids.shape[0]:
+                self._snapshot = self._merged(self._snapshot)
+            return self._snapshot.main
+
     def __len__(self) -> int:
         """The number of ids stored."""
         return len(self._snapshot)

@@ -6,7 +6,10 @@ bench-db``). It creates (or empties) its own database, ``rempart_bench`` on the 
 are shaped like real PDQ hashes (8 per image), and measures, printing a Markdown table:
 
 * loading every matchable hash from PostgreSQL into a process's index (binary COPY, parsing,
-  building), the start-up cost of every web process;
+  building), the start-up cost of every web process without a checkpoint;
+* writing the index's checkpoint (``manage.py index_checkpoint``), its size, and starting from
+  it: mapping it, verifying it and applying the changes made since (registrations and
+  withdrawals through the services), with the file out of the page cache and in it;
 * a partner key check (one indexed read and one HMAC);
 * ``registry.selectors.hash_match`` for one hash: a registered photo's near-duplicate (the
   index finds it and the database confirms it) and an unrelated hash (no database work).
@@ -19,6 +22,7 @@ import io
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -34,16 +38,16 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _prepare_environment() -> None:
+def _prepare_environment(database: str) -> None:
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rempart")
     base, _, _ = server.rpartition("/")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
         exists = admin.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]
+            "SELECT 1 FROM pg_database WHERE datname = %s", [database]
         ).fetchone()
         if not exists:
-            admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    os.environ["DATABASE_URL"] = f"{base}/{BENCH_DATABASE}"
+            admin.execute(f'CREATE DATABASE "{database}"')
+    os.environ["DATABASE_URL"] = f"{base}/{database}"
     # Measured as in production: DEBUG off (Django then keeps no record of queries).
     os.environ["DEBUG"] = "0"
     for name in ("SECRET_KEY", "KEY_PEPPER", "RECEIPT_SIGNING_KEY"):
@@ -134,12 +138,93 @@ def images_bulk_copy(
         cursor.execute("ANALYZE registry_imagehash")
 
 
+def _checkpoint_rows(
+    loaded: Any, hashes: npt.NDArray[np.uint8], *, changes: int
+) -> list[tuple[str, str]]:
+    """Write the checkpoint of ``loaded`` (a Matcher loaded from the database), register
+    ``changes`` photos and withdraw a tenth of them, then start from the checkpoint."""
+    from django.conf import settings
+
+    from registry.matching.checkpoint import change_anchor, checkpoint_write, database_fingerprint
+    from registry.matching.follower import Matcher, index_checkpoint_write
+    from registry.services.cases import case_withdraw
+    from tests.factories import register_case
+
+    rows: list[tuple[str, str]] = []
+    directory = tempfile.mkdtemp(prefix="rempart-bench-")
+    path = os.path.join(directory, "index.checkpoint")
+    segment = loaded._index.main_segment()
+    status = loaded.status()
+    started = time.monotonic()
+    position = status.applied_change
+    size = checkpoint_write(
+        path, segment, position=position, anchor=change_anchor(position),
+        database=database_fingerprint(),
+    )  # fmt: skip
+    rows.append(
+        (
+            "checkpoint: writing the file (checksums, write, fsync)",
+            f"{time.monotonic() - started:.1f} s",
+        )
+    )
+    rows.append(
+        (
+            "checkpoint: file size",
+            f"{size / 2**30:.2f} GiB ({size / len(segment):.1f} bytes a hash)",
+        )
+    )
+    del segment
+    log("writing the checkpoint as manage.py index_checkpoint does")
+    written = index_checkpoint_write(path)
+    rows.append(
+        ("checkpoint: manage.py index_checkpoint (read, build, write)", f"{written.seconds:.1f} s")
+    )
+
+    log(f"registering {changes:,} photos and withdrawing {changes // 10:,} after the checkpoint")
+    registered = [register_case(images=1) for _ in range(changes)]
+    for case in registered[: changes // 10]:
+        case_withdraw(case=case.case)
+    settings.INDEX_CHECKPOINT_PATH = path
+    applied = changes + changes // 10
+    for label, cold in (
+        ("out of the page cache", True),
+        ("in the page cache (another process)", False),
+    ):
+        if cold:
+            # Evict the file's pages (clean since the fsync): as after a reboot, for this file only.
+            descriptor = os.open(path, os.O_RDONLY)
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(descriptor)
+        matcher = Matcher()
+        started = time.monotonic()
+        matcher.load()
+        seconds = time.monotonic() - started
+        rows.append(
+            (
+                f"start-up from the checkpoint, {applied:,} changes since, file {label}",
+                f"{seconds:.1f} s",
+            )
+        )
+        withdrawn = registered[0].images[0].hashes
+        assert not any(len(m.ids) for m in matcher.search(withdrawn, max_distance=0))
+        assert len(matcher.search([registered[-1].images[0].hashes[0]], max_distance=0)[0].ids)
+        assert len(matcher.search([hashes[12345].tobytes()], max_distance=0)[0].ids)
+    settings.INDEX_CHECKPOINT_PATH = ""
+    os.unlink(path)
+    os.rmdir(directory)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hashes", type=int, default=10_000_000)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--database", default=BENCH_DATABASE, help="emptied, then filled")
+    parser.add_argument(
+        "--changes", type=int, default=1000, help="photos registered after the checkpoint"
+    )
     arguments = parser.parse_args()
-    _prepare_environment()
+    _prepare_environment(arguments.database)
 
     import django  # After the environment names the bench database.
 
@@ -197,6 +282,7 @@ def main() -> None:
     rows_out.append(("read from PostgreSQL (binary COPY, parsed)", f"{read_seconds:.1f} s"))
     rows_out.append(("load at start-up (read and build)", f"{load_seconds:.1f} s"))
     rows_out.append(("index memory", f"{status.nbytes / status.size:.1f} bytes a hash"))
+    rows_out.extend(_checkpoint_rows(matcher, hashes, changes=arguments.changes))
 
     partner = partner_create(name="bench")
     raw_key = partner_key_issue(partner=partner, scopes=["match"]).raw

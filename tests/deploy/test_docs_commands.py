@@ -49,6 +49,7 @@ RUN_HERE_OPERATORS = [
     "rempart_manage collectstatic --no-input",
     'rempart_manage partner_create "Example Social" --scopes match,sync --expires-in-days 365',
     "rempart_manage audit_verify",
+    "rempart_manage index_checkpoint",
 ]
 RUN_HERE_PARTNERS = [
     "rempart hash photo.jpg",
@@ -125,6 +126,9 @@ HOST_ONLY = {
     "docker compose -f deploy/compose.yaml ps": _COMPOSE,
     "systemctl reload rempart-web": _RELOAD,
     "systemctl restart rempart-worker rempart-beat": _UNITS,
+    "cp /opt/rempart/deploy/systemd/rempart-index-checkpoint.timer /etc/systemd/system/": _UNITS,
+    "systemctl enable --now rempart-index-checkpoint.timer": _UNITS,
+    "systemctl restart rempart-web": _UNITS,
 }
 
 
@@ -254,12 +258,14 @@ def _commands_of(document: str) -> list[str]:
 @pytest.mark.django_db(transaction=True)
 def test_the_operators_commands_run_as_written(tmp_path: Path) -> None:
     documented = _commands_of("docs/operators.md")
-    env = {"STATIC_ROOT": str(tmp_path / "static")}
+    checkpoint = tmp_path / "index.checkpoint"
+    env = {"STATIC_ROOT": str(tmp_path / "static"), "INDEX_CHECKPOINT_PATH": str(checkpoint)}
     for command in RUN_HERE_OPERATORS:
         assert _normalise(command) in documented, command
         result = _bash(command, cwd=ROOT, env=env)
         assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
     assert (tmp_path / "static" / "admin").is_dir()
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == 0o600
     old_key = PartnerKey.objects.get(partner__name="Example Social")
 
     raw = shell_commands((ROOT / "docs" / "operators.md").read_text())  # Python keeps its lines.
