@@ -2,6 +2,7 @@
 
 ``production_service`` creates a database of its own on the PostgreSQL server of
 ``DATABASE_URL`` (named after it, ending in ``_loadtest``), fills it (tests/load/prepare.py),
+writes the index's checkpoint that every web process maps (``INDEX_CHECKPOINT_PATH``),
 starts one or more web processes (gunicorn with deploy/gunicorn.conf.py, several workers each,
 DEBUG off, on ports of their own), nginx in front of them with the deploy site
 (tests/load/nginx.py), and a Celery worker on Redis; on the way out, failure included, it stops
@@ -227,6 +228,17 @@ def production_service(
             stdout=subprocess.PIPE,
         )
         details = json.loads(prepared.stdout.decode().strip().splitlines()[-1])
+        # Every web process maps one checkpoint of the index (as deploy/ sets it up) and
+        # follows the change sequence from it, rather than each reading every hash.
+        checkpoint = workdir / "index.checkpoint"
+        subprocess.run(
+            [sys.executable, "manage.py", "index_checkpoint", "--path", str(checkpoint)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        env["INDEX_CHECKPOINT_PATH"] = str(checkpoint)
         log(f"registered in {time.monotonic() - started:.0f} s; starting gunicorn")
 
         server_log = (workdir / "gunicorn.log").open("wb")
