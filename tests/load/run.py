@@ -171,6 +171,8 @@ def main() -> None:
     print()
     for outcome in outcomes:
         answers = ", ".join(f"{status}: {count:,}" for status, count in outcome.answers.items())
+        if outcome.scenario in (BARE_GRANIAN, SINGLE_GRANIAN):
+            answers = f"gunicorn's, for the writes alongside ({answers}); granian keeps no log"
         print(
             f"{outcome.scenario}: {outcome.requests:,} match calls in {outcome.seconds:.1f} s; "
             f"errors: {outcome.status_errors} non-2xx, {outcome.socket_errors} socket, "
