@@ -367,6 +367,13 @@ def build_pool(
             for (_, index, _), found in zip(
                 jobs, workers_pool.imap(_source_candidates, jobs), strict=True
             ):
+                if index % 25 == 0:
+                    print(
+                        f"[{time.strftime('%H:%M:%S')}] real pool: source {index + 1} of "
+                        f"{len(sources)}, {kept.count:,} hashes kept",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 target = held if sources[index].held_out else kept
                 near = target.near(found.hashes)
                 target.add(found.hashes[~near])

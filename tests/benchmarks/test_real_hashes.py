@@ -23,7 +23,7 @@ from registry.pdq import (
     parse_hash,
 )
 from tests import photos
-from tests.benchmarks import real_hashes
+from tests.benchmarks import bench_matching, real_hashes
 from tests.benchmarks.datasets import Hashes, bytes_to_coefficients
 from tests.benchmarks.hash_stats import hash_stats, table
 
@@ -160,3 +160,18 @@ def test_the_statistics_see_the_128_bits_and_the_pool_distinct(pool: real_hashes
     lines = table([stats, replace(stats, name="pdq")])
     assert lines[0] == "| measure | real | PDQ-shaped |"
     assert len(lines) == 12
+
+
+def test_the_benchmark_runs_the_real_set_only_up_to_the_pool_size(
+    pool: real_hashes.Pool, sources: list[real_hashes.Source]
+) -> None:
+    real = bench_matching.RealSource(pool, sources, "")
+    data, note = bench_matching.generate("real", 200, 20, real)
+    assert data.name == "real"
+    assert data.hashes.shape == (200, 32)
+    assert note.startswith("real 200: near queries are real edits")
+    with pytest.raises(real_hashes.NotEnoughRealHashes, match="the real pool holds"):
+        bench_matching.generate("real", len(pool) + 1, 20, real)
+    absent = bench_matching.RealSource(None, [], "photos unavailable: no network")
+    with pytest.raises(real_hashes.NotEnoughRealHashes, match="photos unavailable"):
+        bench_matching.generate("real", 200, 20, absent)
