@@ -524,9 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = real.pool.report
             print(
                 f"- real: {len(real.pool):,} distinct real PDQ hashes (every two more than 31 "
-                f"bits apart) of {report['windows kept']:,.0f} windows of "
-                f"{report['sources']:,.0f} photos and video frames, "
-                f"{args.real_crops} windows a photo (tests/benchmarks/real_hashes.py); near "
+                f"bits apart) of {report['windows kept']:,.0f} windows of real photos and "
+                f"video frames, {args.real_crops} windows a photo "
+                "(tests/benchmarks/real_hashes.py); near "
                 "queries and planted near-duplicates are real edits (JPEG, resizing, a small "
                 "crop, brightness) re-hashed, unrelated queries hashes of held-out photos"
             )

@@ -15,9 +15,10 @@ the index benchmark (bench_matching) prints the same table for the data sets it 
 * how many of the unrelated hashes have a stored hash within 31 bits (a match by chance).
 
 The command adds a column of the real pool's unrotated hashes alone (one a window, so fewer),
-against the same held-out hashes: the registry stores all 8 dihedral variants of an image, and
-over a set of all 8 every sign pattern of the DCT appears equally often, which evens out the
-per-bit rates and the correlations that a single orientation has.
+against the same held-out hashes: the registry stores all 8 dihedral variants of an image, whose
+flips and rotations negate every DCT coefficient of odd frequency in some direction in half of
+the 8 (and whose transposes swap the directions), which evens out the per-bit rates and the
+correlations that a single orientation has.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from tests.benchmarks.hash_stats import hash_stats, table
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[2]
 SEED = 7
 CROPS = 8
 
@@ -175,3 +176,18 @@ def test_the_benchmark_runs_the_real_set_only_up_to_the_pool_size(
     absent = bench_matching.RealSource(None, [], "photos unavailable: no network")
     with pytest.raises(real_hashes.NotEnoughRealHashes, match="photos unavailable"):
         bench_matching.generate("real", 200, 20, absent)
+
+
+def test_the_docs_show_every_measure_the_statistics_print() -> None:
+    document = (ROOT / "docs" / "matching.md").read_text()
+    begin, end = "<!-- hash-stats:begin -->", "<!-- hash-stats:end -->"
+    block = document[document.index(begin) + len(begin) : document.index(end)].strip()
+    documented = [line.split(" | ")[0] for line in block.splitlines()[2:]]
+    stats = [
+        hash_stats(name, hashes, hashes, np.random.default_rng(0), matched=0, pairs=100)
+        for name in ("uniform", "pdq", "real", "real-original")
+        for hashes in [np.random.default_rng(0).integers(0, 256, (64, 32), np.uint8)]
+    ]
+    printed = table(stats)
+    assert block.splitlines()[0] == printed[0]
+    assert documented == [line.split(" | ")[0] for line in printed[2:]]
