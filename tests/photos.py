@@ -8,7 +8,8 @@ same corpus with nothing but the ordinary package clients:
 - the wheels of scikit-image 0.26.0, scikit-learn 1.9.1, matplotlib 3.11.2 and imgaug 0.4.0
   (``python -m pip download --no-deps``);
 - the Debian package ``opencv-doc`` (``apt-get download``, unpacked with ``dpkg -x``), the larger
-  share; without apt-get the wheels are used alone.
+  share; without apt-get the wheels are used alone. Its sample videos are kept too (``videos``),
+  for the frames of the real-hash data set (tests/benchmarks/real_hashes.py).
 
 They are downloaded once, into a temporary directory, and the photographs copied into
 ``.data/photos/`` (git-ignored; ``make clean`` removes it, and so a new download). ``load`` keeps
@@ -26,6 +27,7 @@ and callers skip.
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import shutil
 import subprocess
@@ -46,7 +48,7 @@ from registry.pdq import MIN_QUALITY
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".data" / "photos"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 MIN_SIDE = 200
 DOWNLOAD_TIMEOUT = 900  # seconds, per package
 
@@ -76,6 +78,22 @@ DEB_EXTRAS: dict[str, str] = {
     },
 }
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# The sample videos of the Debian package (paths under its documentation folder), by the name
+# they are kept under; the gzipped ones are unpacked.
+DEB_DOC = "usr/share/doc/opencv-doc/"
+DEB_VIDEOS: dict[str, str] = {
+    "examples/data/Megamind.avi": "Megamind",
+    "examples/data/Megamind_bugy.avi": "Megamind_bugy",
+    "examples/data/tree.avi": "tree",
+    "examples/data/vtest.avi": "vtest",
+    "opencv4/html/box.mp4.gz": "box",
+    "opencv4/html/cup.mp4.gz": "cup",
+}
+# One clip twice: the second copy has corrupted frames.
+VIDEO_SERIES: dict[str, str] = {
+    "Megamind": "Megamind, clean and corrupted copies",
+    "Megamind_bugy": "Megamind, clean and corrupted copies",
+}
 
 # Not photographs (or not of anything a person would register): left out by name.
 NOT_PHOTOS = frozenset(
@@ -160,6 +178,15 @@ class Photo:
 
 
 @dataclass(frozen=True, slots=True)
+class Video:
+    name: str
+    path: Path
+    source: str  # the package, with its version
+    member: str  # the file's path inside the package
+    series: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Corpus:
     photos: list[Photo]
     sources: dict[str, str]  # package -> "ok" or why it is missing
@@ -241,7 +268,9 @@ def _fetch_wheels(work: Path, files: Path, entries: list[dict[str, str]]) -> dic
     return status
 
 
-def _fetch_deb(work: Path, files: Path, entries: list[dict[str, str]]) -> str:
+def _fetch_deb(
+    work: Path, files: Path, entries: list[dict[str, str]], videos: list[dict[str, str]]
+) -> str:
     if not shutil.which("apt-get") or not shutil.which("dpkg"):
         return "apt-get or dpkg is not available"
     download = work / "deb"
@@ -268,6 +297,22 @@ def _fetch_deb(work: Path, files: Path, entries: list[dict[str, str]]) -> str:
                 "file": file,
                 "source": f"{DEB_PACKAGE} {version}",
                 "member": f"/{DEB_EXAMPLES}{relative}",
+            }
+        )
+    for relative, name in DEB_VIDEOS.items():
+        path = unpacked / DEB_DOC / relative
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        file = _keep(name, data, PurePosixPath(relative.removesuffix(".gz")).suffix, files)
+        videos.append(
+            {
+                "name": name,
+                "file": file,
+                "source": f"{DEB_PACKAGE} {version}",
+                "member": f"/{DEB_DOC}{relative}",
             }
         )
     return "ok"
@@ -299,14 +344,20 @@ def fetch(cache: Path = CACHE) -> dict[str, object]:
         shutil.rmtree(files, ignore_errors=True)
         files.mkdir()
         entries: list[dict[str, str]] = []
+        video_entries: list[dict[str, str]] = []
         with tempfile.TemporaryDirectory(prefix="rempart-photos-") as temporary:
             work = Path(temporary)
             sources = _fetch_wheels(work, files, entries)
-            sources[DEB_PACKAGE] = _fetch_deb(work, files, entries)
+            sources[DEB_PACKAGE] = _fetch_deb(work, files, entries, video_entries)
         if not entries:
             reasons = "; ".join(f"{source}: {why}" for source, why in sources.items())
             raise PhotosUnavailable(f"no photo could be downloaded ({reasons})")
-        manifest = {"version": MANIFEST_VERSION, "sources": sources, "photos": entries}
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "sources": sources,
+            "photos": entries,
+            "videos": video_entries,
+        }
         partial = manifest_path.with_suffix(".partial")
         partial.write_text(json.dumps(manifest, indent=1) + "\n")
         partial.replace(manifest_path)
@@ -353,6 +404,24 @@ def load(cache: Path = CACHE) -> Corpus:
     return Corpus(photos, {str(key): str(value) for key, value in sources.items()}, skipped)
 
 
+def videos(cache: Path = CACHE) -> list[Video]:
+    """The corpus's sample videos (fetched first if need be), sorted by name; empty when the
+    Debian package could not be had. Raises PhotosUnavailable as ``fetch`` does."""
+    entries = fetch(cache).get("videos", [])
+    assert isinstance(entries, list)
+    found = [
+        Video(
+            str(entry["name"]),
+            cache / "files" / str(entry["file"]),
+            str(entry["source"]),
+            str(entry["member"]),
+            VIDEO_SERIES.get(str(entry["name"])),
+        )
+        for entry in entries
+    ]
+    return sorted(found, key=lambda video: video.name)
+
+
 def main() -> int:
     """``python -m tests.photos``: fetch the corpus and list it."""
     try:
@@ -368,6 +437,9 @@ def main() -> int:
         )
     for name, why in sorted(corpus.skipped.items()):
         print(f"skipped {name}: {why}")
+    for video in videos():
+        series = f"  [{video.series}]" if video.series else ""
+        print(f"video {video.name:18s} {video.member}{series}")
     print(f"{len(corpus.photos)} photos; sources: {corpus.sources}")
     return 0
 

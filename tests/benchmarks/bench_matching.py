@@ -1,8 +1,14 @@
 """Benchmark of registry.matching.HashIndex against faiss (HMA's index) and a brute force.
 
 Run: ``.venv/bin/python -m tests.benchmarks.bench_matching [--sizes 100000,1000000,10000000]
-[--queries 1000] [--datasets uniform,pdq]``. Progress goes to stderr; the machine and a Markdown
-table go to stdout.
+[--queries 1000] [--datasets uniform,pdq,real]``. Progress goes to stderr; the machine and
+Markdown tables go to stdout: the timings, then the bit statistics of each size's data sets
+(tests/benchmarks/hash_stats.py).
+
+The data sets: ``uniform`` and ``pdq`` (PDQ-shaped) are synthetic (tests/benchmarks/datasets.py);
+``real`` is real PDQ hashes of crops of real photographs and video frames
+(tests/benchmarks/real_hashes.py), as many as its pool holds: a larger size is not run for it,
+and the output says so (it is never padded with synthetic hashes).
 
 For each data set and size, side by side in one process:
 
@@ -17,8 +23,10 @@ For each data set and size, side by side in one process:
 Recall and false positives are against the exact answer for every query, computed by a separate
 exhaustive scan in this file (a numba kernel, checked against the numpy brute force on the
 queries that it runs). Queries: half near-duplicates (0 to 31 bits) of stored hashes, half
-unrelated hashes from the same distribution. Latency is one query per call, in one thread; batch
-throughput is one call with all the queries, using both cores (best of two runs).
+unrelated hashes from the same distribution; for the real set, half real edits of stored
+windows (re-hashed; some land beyond 31 bits) and half hashes of held-out photos. Latency is one
+query per call, in one thread; batch throughput is one call with all the queries, using both
+cores (best of two runs).
 """
 
 from __future__ import annotations
@@ -41,7 +49,11 @@ from numba import njit
 from numpy.typing import NDArray
 
 from registry.matching.index import MATCH_DISTANCE, HashIndex
+from tests import photos
+from tests.benchmarks import real_hashes
 from tests.benchmarks.datasets import Dataset, make_dataset
+from tests.benchmarks.hash_stats import HashStats, hash_stats
+from tests.benchmarks.hash_stats import table as stats_table
 
 Results = list[tuple[NDArray[np.int64], NDArray[np.int64]]]  # per query: (ids, distances)
 
@@ -403,27 +415,90 @@ def table(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
+@dataclass
+class RealSource:
+    """The real pool and its sources, loaded once; ``missing`` says why there is none."""
+
+    pool: real_hashes.Pool | None
+    sources: list[real_hashes.Source]
+    missing: str
+
+    @classmethod
+    def load(cls, crops: int) -> RealSource:
+        try:
+            sources, _ = real_hashes.load_sources(real_hashes.DEFAULT_SEED)
+        except photos.PhotosUnavailable as error:
+            return cls(None, [], f"photos unavailable: {error}")
+        return cls(real_hashes.pool(real_hashes.DEFAULT_SEED, crops, sources=sources), sources, "")
+
+
+def generate(kind: str, n: int, queries: int, real: RealSource | None) -> tuple[Dataset, str]:
+    """The data set, and a note on its queries (empty for the synthetic sets).
+
+    Raises real_hashes.NotEnoughRealHashes for a real set larger than the pool."""
+    if kind != "real":
+        return make_dataset(kind, n, queries, seed=n), ""
+    if real is None or real.pool is None:
+        raise real_hashes.NotEnoughRealHashes(real.missing if real else "no real pool")
+    data, distances = real_hashes.real_dataset(
+        n, queries, seed=n, real=real.pool, sources=real.sources
+    )
+    within = float((distances <= MATCH_DISTANCE).mean()) if distances.size else 0.0
+    note = (
+        f"real {n:,}: near queries are real edits, {within:.0%} of them within 31 bits of the "
+        f"hash edited (median {np.median(distances):.0f} bits)"
+    )
+    return data, note
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="100000,1000000,10000000")
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--datasets", default="uniform,pdq")
+    parser.add_argument("--datasets", default="uniform,pdq,real")
     parser.add_argument(
         "--brute-queries", type=int, default=200, help="most queries timed on the brute force"
     )
     parser.add_argument("--no-faiss", action="store_true", help="leave faiss out")
+    parser.add_argument(
+        "--real-crops",
+        type=int,
+        default=real_hashes.DEFAULT_CROPS,
+        help="windows a photo for the real pool (tests/benchmarks/real_hashes.py)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     kinds = [k for k in args.datasets.split(",") if k]
+    unknown = set(kinds) - {"uniform", "pdq", "real"}
+    if unknown:
+        parser.error(f"unknown data sets: {', '.join(sorted(unknown))}")
     threads = len(os.sched_getaffinity(0))
     started = time.perf_counter()
+    real = None
+    if "real" in kinds:
+        log("real: loading the photos and the pool (built once, then cached)")
+        real = RealSource.load(args.real_crops)
     rows: list[Row] = []
+    stats: dict[int, list[HashStats]] = {}
+    notes: list[str] = []
     for kind in kinds:
         for n in sizes:
             log(f"{kind} {n:,}: generating")
-            data = make_dataset(kind, n, args.queries, seed=n)
+            try:
+                data, note = generate(kind, n, args.queries, real)
+            except real_hashes.NotEnoughRealHashes as error:
+                notes.append(f"real {n:,}: not run ({error})")
+                log(notes[-1])
+                continue
+            if note:
+                notes.append(note)
             log(f"{kind} {n:,}: exact answer by exhaustive scan")
             answer = exact_answer(data, threads)
+            matched = sum(1 for ids, _ in answer[data.near_queries :] if ids.shape[0])
+            unrelated = data.queries[data.near_queries :]
+            stats.setdefault(n, []).append(
+                hash_stats(kind, data.hashes, unrelated, np.random.default_rng(n), matched=matched)
+            )
             contenders: list[Contender] = [HashIndexContender()]
             if not args.no_faiss:
                 contenders.append(FaissContender())
@@ -442,6 +517,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "half unrelated; max distance 31; 1% of stored hashes are planted near-duplicates of "
         "others"
     )
+    if real is not None:
+        if real.pool is None:
+            print(f"- real: {real.missing}")
+        else:
+            report = real.pool.report
+            print(
+                f"- real: {len(real.pool):,} distinct real PDQ hashes (every two more than 31 "
+                f"bits apart) of {report['windows kept']:,.0f} windows of real photos and "
+                f"video frames, {args.real_crops} windows a photo "
+                "(tests/benchmarks/real_hashes.py); near "
+                "queries and planted near-duplicates are real edits (JPEG, resizing, a small "
+                "crop, brightness) re-hashed, unrelated queries hashes of held-out photos"
+            )
+    for note in notes:
+        print(f"- {note}")
     print(
         "- latency: one query a call, one thread; batch: one call with all the queries, both "
         "cores, best of two runs (the brute force: one run over the queries it timed)"
@@ -456,6 +546,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"- total run time {time.perf_counter() - started:.0f} s\n")
     print("\n".join(table(rows)))
+    for n, measured in stats.items():
+        print(f"\n### Bit statistics of the data sets at {n:,} hashes\n")
+        print("\n".join(stats_table(measured)))
     return 0
 
 
