@@ -23,7 +23,7 @@ from registry.pdq import (
     parse_hash,
 )
 from tests import photos
-from tests.benchmarks import bench_matching, real_hashes
+from tests.benchmarks import bench_matching, real_hashes, real_queries
 from tests.benchmarks.datasets import Hashes, bytes_to_coefficients
 from tests.benchmarks.hash_stats import hash_stats, table
 
@@ -127,20 +127,20 @@ def test_the_data_set_plants_real_edits_and_asks_held_out_hashes(
     pool: real_hashes.Pool, sources: list[real_hashes.Source]
 ) -> None:
     n = len(pool) // 2
-    data, distances = real_hashes.real_dataset(n, 40, seed=3, real=pool, sources=sources)
+    data, distances = real_queries.real_dataset(n, 40, seed=3, real=pool, sources=sources)
     assert data.hashes.shape == (n, 32)
     assert data.near_queries == 20
     changed = (data.hashes != pool.hashes[:n]).any(axis=1)
-    assert 0 < changed.sum() <= int(n * real_hashes.PLANTED_FRACTION)
+    assert 0 < changed.sum() <= int(n * real_queries.PLANTED_FRACTION)
     # Real edits move the hash, most of them by less than the match distance.
     assert distances.shape == (20,)
     assert np.median(distances) <= MATCH_DISTANCE
     held = {row.tobytes() for row in pool.held_out}
     assert all(query.tobytes() in held for query in data.queries[20:])
-    again, _ = real_hashes.real_dataset(n, 40, seed=3, real=pool, sources=sources)
+    again, _ = real_queries.real_dataset(n, 40, seed=3, real=pool, sources=sources)
     assert np.array_equal(again.queries, data.queries)
-    with pytest.raises(real_hashes.NotEnoughRealHashes):
-        real_hashes.real_dataset(len(pool) + 1, 40, real=pool, sources=sources)
+    with pytest.raises(real_queries.NotEnoughRealHashes):
+        real_queries.real_dataset(len(pool) + 1, 40, real=pool, sources=sources)
 
 
 def test_video_frames_are_sampled_about_once_a_second(sources: list[real_hashes.Source]) -> None:
@@ -171,10 +171,10 @@ def test_the_benchmark_runs_the_real_set_only_up_to_the_pool_size(
     assert data.name == "real"
     assert data.hashes.shape == (200, 32)
     assert note.startswith("real 200: near queries are real edits")
-    with pytest.raises(real_hashes.NotEnoughRealHashes, match="the real pool holds"):
+    with pytest.raises(real_queries.NotEnoughRealHashes, match="the real pool holds"):
         bench_matching.generate("real", len(pool) + 1, 20, real)
     absent = bench_matching.RealSource(None, [], "photos unavailable: no network")
-    with pytest.raises(real_hashes.NotEnoughRealHashes, match="photos unavailable"):
+    with pytest.raises(real_queries.NotEnoughRealHashes, match="photos unavailable"):
         bench_matching.generate("real", 200, 20, absent)
 
 
