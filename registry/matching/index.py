@@ -70,6 +70,8 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
@@ -319,7 +321,7 @@ class HashIndex:
         count = qwords.shape[0]
         if count == 0:
             return []
-        threads = usable_cores()
+        threads = usable_cores() if count >= 2 * _MIN_QUERIES_PER_THREAD else 1
         parts = min(4 * threads, count // _MIN_QUERIES_PER_THREAD) if threads > 1 else 1
         if parts <= 1:
             starts, ids, dists = _search_snapshot(s, qwords, radius, self._strategy)
@@ -341,10 +343,34 @@ class HashIndex:
             )
             ids = np.concatenate([piece[1] for piece in pieces])
             dists = np.concatenate([piece[2] for piece in pieces])
-        cuts = starts[1:-1].tolist()
-        return [
-            Matches(i, d) for i, d in zip(np.split(ids, cuts), np.split(dists, cuts), strict=True)
-        ]
+        bounds = starts.tolist()
+        return [Matches(ids[a:b], dists[a:b]) for a, b in pairwise(bounds)]
+
+
+class _Plan(NamedTuple):
+    """What a search of one segment at one distance needs beyond the query (see _plan)."""
+
+    probe: bool
+    flips: Int64Array
+    balls: Int64Array
+    costs: NDArray[np.float64]
+
+
+@lru_cache(maxsize=1024)
+def _plan(
+    chunks: int, bits: int, occupancy: float, rows: int, max_distance: int, strategy: str
+) -> _Plan:
+    """Probe or scan, and the probe's constants: computed once, not on every search."""
+    cost = probe_cost_ns(chunks, bits, occupancy, max_distance)
+    costs = COSTS
+    if strategy == "auto":
+        probe = cost < rows * COST_SCAN_NS
+    else:
+        probe = strategy != "scan" and cost < math.inf
+        costs = {"single": COSTS_SINGLE, "double": COSTS_DOUBLE}.get(strategy, COSTS)
+    top = max(even_radii(chunks, max_distance)) if probe else 0
+    balls = np.array([ball_size(bits, t) for t in range(top + 1)], np.int64)
+    return _Plan(probe, flip_masks(bits, top), balls, costs)
 
 
 def _search_snapshot(
@@ -353,20 +379,11 @@ def _search_snapshot(
     """Search the main segment and the delta; (per-query offsets, ids, distances)."""
     main = s.main
     layout = main.layout
-    probe = False
-    costs = COSTS
+    plan = None
     if layout is not None:
-        cost = probe_cost_ns(layout.chunks, layout.bits, main.occupancy, max_distance)
-        if strategy == "auto":
-            probe = cost < len(main) * COST_SCAN_NS
-        elif strategy != "scan":
-            probe = cost < math.inf
-            if strategy == "single":
-                costs = COSTS_SINGLE
-            elif strategy == "double":
-                costs = COSTS_DOUBLE
-    if layout is not None and probe:
-        top = max(even_radii(layout.chunks, max_distance))
+        shape = (layout.chunks, layout.bits, main.occupancy, len(main))
+        plan = _plan(*shape, max_distance, strategy)
+    if layout is not None and plan is not None and plan.probe:
         starts_a, rows_a, dists_a = probe_search(
             qwords,
             main.words,
@@ -376,10 +393,10 @@ def _search_snapshot(
             layout.pos_word,
             layout.pos_bit,
             layout.masks,
-            flip_masks(layout.bits, top),
-            np.array([ball_size(layout.bits, t) for t in range(top + 1)], np.int64),
+            plan.flips,
+            plan.balls,
             max_distance,
-            costs,
+            plan.costs,
         )
     else:
         # A rare path (large distances, small segments): the strided view is fast enough.
