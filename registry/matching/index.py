@@ -32,6 +32,9 @@ over the actual bucket sizes (read first, cheaply), between two plans:
   is cheap: the postings are copied into groups of 65,536 consecutive rows (prefetched a few
   buckets ahead), then each group is counted in a bitmap of 16 KB, which stays in the L1
   cache; one bitmap of the whole segment (2.5 MB) missed the cache on nearly every posting.
+  Measured back to back on a shared 2-core EPYC, 10M PDQ-shaped hashes: the median query from
+  0.83 to 0.57 ms, a batch of 1,000 from 2,100 to 3,350 queries/s (uniform: 0.29 to 0.23 ms,
+  5,700 to 9,800 queries/s).
 
 When the modelled cost of probing exceeds a scan (large ``max_distance``, small segments), the
 segment is scanned, so any ``max_distance`` from 0 to 256 is exact.
