@@ -135,6 +135,33 @@ def test_pdq_shaped_hashes_are_searched_exactly() -> None:
         assert_exact(index, ids, hashes, queries, [0, 8, 31, 32, 40, 64])
 
 
+def test_double_cover_is_exact_across_row_groups_even_when_one_is_crowded() -> None:
+    # The double cover counts rows by groups of 65,536 consecutive rows, each given room for
+    # twice its share of a query's postings; near-duplicates of one hash stored under the
+    # smallest ids (the first rows) crowd the first group past its room.
+    rng = np.random.default_rng(6)
+    n = 300_000
+    hashes = uniform_hashes(n, rng)
+    base = uniform_hashes(1, rng)
+    crowd = 4000
+    hashes[:crowd] = flip_bits(np.repeat(base, crowd, axis=0), rng.integers(0, 41, crowd), rng)
+    ids = np.arange(n, dtype=np.int64) * 2
+    index = probing(HashIndex.build(ids, hashes, chunk_shape=(12, 16)), "double")
+    crowded = flip_bits(np.repeat(base, 4, axis=0), np.array([0, 5, 20, 31]), rng)
+    spread = flip_bits(hashes[rng.integers(crowd, n, 8)], rng.integers(0, 41, 8), rng)
+    gone = ids[rng.choice(n, size=n // 10, replace=False)]
+    gone = np.concatenate([gone, ids[:crowd:3]])
+    index.remove(gone)
+    live = ~np.isin(ids, gone)
+    assert_exact(
+        index,
+        ids[live],
+        hashes[live],
+        np.concatenate([crowded, spread, uniform_hashes(4, rng)]),
+        [0, 8, 31, 40],
+    )
+
+
 def test_pdq_shaped_generator_makes_hashes_like_pdq() -> None:
     rng = np.random.default_rng(6)
     hashes = PdqShape.create().sample(3000, rng)
