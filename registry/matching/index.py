@@ -87,10 +87,7 @@ from registry.matching.kernels import (
     Int32Array,
     Int64Array,
     Uint64Array,
-    combine,
     probe_search,
-    scan_search,
-    set_bits,
 )
 from registry.matching.layout import (
     COST_SCAN_NS,
@@ -109,6 +106,7 @@ from registry.matching.layout import (
     probe_cost_ns,
     usable_cores,
 )
+from registry.matching.scan import combine, scan_search, set_bits
 
 __all__ = ["HASH_BYTES", "MATCH_DISTANCE", "HashIndex", "Matches"]
 
