@@ -319,7 +319,8 @@ def _fetch_deb(
 
 
 @contextmanager
-def _locked(cache: Path) -> Iterator[None]:
+def locked(cache: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the cache directory (created if need be): one builder at a time."""
     cache.mkdir(parents=True, exist_ok=True)
     with (cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -335,7 +336,7 @@ def fetch(cache: Path = CACHE) -> dict[str, object]:
     Raises PhotosUnavailable when nothing could be downloaded (nothing is cached then, so the
     next call tries again)."""
     manifest_path = cache / "manifest.json"
-    with _locked(cache):
+    with locked(cache):
         if manifest_path.exists():
             manifest: dict[str, object] = json.loads(manifest_path.read_text())
             if manifest.get("version") == MANIFEST_VERSION:

@@ -43,7 +43,6 @@ prints how it was made.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -51,7 +50,6 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -419,17 +417,6 @@ def build_pool(
     )
 
 
-@contextmanager
-def _locked(cache: Path) -> Iterator[None]:
-    cache.mkdir(parents=True, exist_ok=True)
-    with (cache / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def pool(
     seed: int = DEFAULT_SEED,
     crops: int = DEFAULT_CROPS,
@@ -446,7 +433,7 @@ def pool(
         sources, _ = load_sources(seed)
     digest = _sources_digest(sources)
     path = cache / f"pool-v{GENERATOR_VERSION}-seed{seed}-crops{crops}-{digest}.npz"
-    with _locked(cache):
+    with photos.locked(cache):
         if path.exists():
             with np.load(path) as stored:
                 meta = json.loads(str(stored["meta"]))
