@@ -30,7 +30,7 @@ print(partner_key_issue(partner=demo, scopes="$(DEMO_SCOPES)".split(","), actor=
 endef
 export DEMO_KEY_ISSUE
 
-.PHONY: help install system-deps env-file run superuser demo-key test lint format bench bench-db \
+.PHONY: help install video system-deps env-file run superuser demo-key test lint format bench bench-db \
 	limits loadtest migrations screenshots clean
 
 help: ## List the targets
@@ -44,8 +44,18 @@ $(STAMP): pyproject.toml deploy/requirements.lock
 
 install: $(STAMP) ## Create the virtual environment and install the pinned dependencies
 
+# The reference vPDQ hasher (PyPI's vpdq) compiles against the FFmpeg libraries that
+# system-deps installs, so it is an extra of its own: make run needs neither.
+VIDEO_STAMP := $(VENV)/.video-installed
+
+$(VIDEO_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[server,dev,video]'
+	@touch $(VIDEO_STAMP)
+
+video: install system-deps $(VIDEO_STAMP) ## Install the reference vPDQ hasher (the video tests, limits and client)
+
 # Debian puts nginx in /usr/sbin, which is not on every user's PATH.
-system-deps: ## Check for chromium, wrk, nginx and ffmpeg; install them as root, else print how
+system-deps: ## Check for chromium, wrk, nginx, ffmpeg and FFmpeg's headers; install them as root, else print how
 	@PATH="$$PATH:/usr/sbin:/sbin" .ci/system-deps
 
 env-file: install ## Write the development settings to .env (DEBUG on, new secrets) unless it exists
@@ -65,7 +75,7 @@ demo-key: env-file ## Issue a new API key for the demo partner (printed once; ol
 	$(RUN_ENV) $(PY) manage.py migrate --no-input --verbosity 0
 	@$(RUN_ENV) $(PY) manage.py shell --no-imports -c "$$DEMO_KEY_ISSUE"
 
-test: install system-deps ## Run the whole suite against PostgreSQL and Redis
+test: install system-deps video ## Run the whole suite against PostgreSQL and Redis
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy --strict, and a check that no migration is missing
@@ -78,7 +88,7 @@ format: install ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install ## Benchmark the match index against faiss and brute force; prints a table
+bench: install system-deps video ## Benchmark the match index against faiss and brute force; prints a table
 	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[bench]'
 	$(PY) -m tests.benchmarks.bench_matching $(BENCH_ARGS)
 
@@ -86,14 +96,14 @@ bench-db: install ## Benchmark start-up load from PostgreSQL, key checks and has
 	$(PY) -m tests.benchmarks.bench_service $(BENCH_ARGS)
 
 # The derived-view half downloads its real photos once into .data/photos (tests/photos.py).
-limits: install ## Measure what PDQ and its derived views catch and falsely match (docs/limits.md)
+limits: install system-deps video ## Measure what PDQ and its derived views catch and falsely match (docs/limits.md)
 	$(PY) -m tests.benchmarks.pdq_limits $(PDQ_LIMITS_ARGS)
 	$(PY) -m tests.benchmarks.derivative_limits $(LIMITS_ARGS)
 
 # The load test creates, then drops, its own database on this server and empties this Redis db.
 LOADTEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/13)
 
-loadtest: install system-deps ## Load test as in production (gunicorn, 1,000,000 hashes, wrk); prints a table
+loadtest: install system-deps video ## Load test as in production (gunicorn, 1,000,000 hashes, wrk); prints a table
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(LOADTEST_REDIS_URL) \
 		$(PY) -m tests.load.run $(LOADTEST_ARGS)
 

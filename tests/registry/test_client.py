@@ -201,7 +201,7 @@ def test_the_base_install_is_only_what_the_client_needs() -> None:
         for line in (ROOT / "deploy" / "requirements.lock").read_text().split()
         if "==" in line
     }
-    for extra in ["dependencies", "server"]:
+    for extra in ["dependencies", "server", "video"]:
         pins = (
             project[extra] if extra == "dependencies" else project["optional-dependencies"][extra]
         )
