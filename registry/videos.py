@@ -33,6 +33,9 @@ QUERY_MATCH_PERCENT = 80.0
 REGISTERED_MATCH_PERCENT = 0.0
 # One frame a second, as vPDQ's reference hasher takes them by default.
 SECONDS_PER_FRAME = 1.0
+# A device leaves out a frame within this many bits of the last frame it kept (vPDQ's optional
+# pruning, with its README's example distance): a still section costs one frame, not one a second.
+PRUNE_DISTANCE = 2
 # The longest video accepted, in seconds, and so the most frames one video may carry.
 MAX_VIDEO_SECONDS = 30 * 60
 MAX_FRAMES_PER_VIDEO = int(MAX_VIDEO_SECONDS / SECONDS_PER_FRAME) + 1
@@ -113,6 +116,22 @@ def matchable_frames(frames: Iterable[Frame]) -> list[Frame]:
         if frame.quality >= FRAME_QUALITY_MIN and frame.value and frame.value not in seen:
             seen.add(frame.value)
             kept.append(frame)
+    return kept
+
+
+def prune_frames(frames: Iterable[Frame]) -> list[Frame]:
+    """The frames a device sends: each frame unless its hash is within PRUNE_DISTANCE bits of the
+    last frame kept (the browser's hashing worker does the same, registry/static/registry/)."""
+    kept: list[Frame] = []
+    for frame in frames:
+        if (
+            kept
+            and frame.value
+            and kept[-1].value
+            and pdq_distance(frame.value, kept[-1].value) <= PRUNE_DISTANCE
+        ):
+            continue
+        kept.append(frame)
     return kept
 
 
