@@ -25,7 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from registry import codes, receipts, selectors, services
+from registry import codes, receipts, selectors, services, videos
 from registry.exceptions import CaseAccessDenied, CaseCheckLimited, RequestRefused
 from registry.jsonsafe import JsonMalformed, JsonTooDeep, json_loads_bounded
 from registry.models import Case, ConsentRecord, ImageHash
@@ -65,6 +65,12 @@ def _picker_context() -> dict[str, Any]:
     return {
         "max_images": settings.REGISTRY_MAX_IMAGES_PER_REQUEST,
         "min_quality": MIN_QUALITY,
+        # The limits the page applies to videos before anything is sent (the registry applies
+        # them again): the longest video, and the most frames a case may hold.
+        "max_video_seconds": videos.MAX_VIDEO_SECONDS,
+        "max_video_minutes": videos.MAX_VIDEO_SECONDS // 60,
+        "max_video_frames": getattr(settings, "REGISTRY_MAX_VIDEO_FRAMES_PER_CASE", 3600),
+        "video_min_quality": videos.FRAME_QUALITY_MIN,
     }
 
 

@@ -8,9 +8,9 @@
  * transferred ImageBitmap, to video-worker.js, which hashes it with pdq.js off the main thread.
  *
  * Which frames: vPDQ hashes the frames whose number is a multiple of round-down(fps x 1 s),
- * at timestamp frame_number / fps. The frame rate is measured from the video itself (the
- * presentation times of two neighbouring frames, requestVideoFrameCallback's mediaTime), and
- * each frame is reached by seeking half a frame past its start.
+ * at timestamp frame_number / fps. The frame rate is measured from the video itself (frames'
+ * presentation times, requestVideoFrameCallback's mediaTime, see frameRate), and each frame is
+ * reached by seeking half a frame past its start.
  *
  * Which frames are sent: each frame unless its hash is within PRUNE_DISTANCE bits of the last
  * frame kept (registry.videos.prune_frames), so a still section costs one frame.
@@ -33,6 +33,9 @@ const SEEK_TIMEOUT_MS = 20_000;
 // After a seek, wait this long for the frame callback before reading the frame anyway (a
 // hidden tab paints no frames; a seek that lands on the frame already shown paints none).
 const FRAME_CALLBACK_GRACE_MS = 250;
+
+// The frame rate assumed when a video is too short to measure it (one frame).
+const DEFAULT_RATE = 25;
 
 const VIDEO_EXTENSIONS = /\.(mp4|m4v|mov|webm|mkv|ogv|avi|3gp)$/i;
 
@@ -146,13 +149,24 @@ async function knownDuration(video) {
   return video.duration;
 }
 
-/** The frame rate, from two neighbouring frames' presentation times. */
+/**
+ * The frame rate: first from two neighbouring frames' presentation times, then refined by
+ * counting the frames to later frames' starts (a WebM stores times to the millisecond, so one
+ * frame's length alone is off by up to 3%).
+ */
 async function frameRate(video, duration) {
-  const later = await seek(video, Math.min(0.5, duration / 2));
-  if (later === null || later <= 0) return 25;
-  const earlier = await seek(video, Math.max(0, later - 0.0001));
-  if (earlier === null || earlier >= later) return 25;
-  return snapFrameRate(1 / (later - earlier));
+  const first = await seek(video, Math.min(0.5, duration / 2));
+  if (first === null || first <= 0) return DEFAULT_RATE;
+  const before = await seek(video, Math.max(0, first - 0.0001));
+  if (before === null || before >= first) return DEFAULT_RATE;
+  let rate = 1 / (first - before);
+  rate = Math.round(first * rate) / first;
+  for (let probe = first * 4; probe < duration - 1 / rate; probe *= 4) {
+    const start = await seek(video, probe);
+    if (start === null || start <= 0) break;
+    rate = Math.round(start * rate) / start;
+  }
+  return snapFrameRate(rate);
 }
 
 class WorkerCalls {
@@ -188,12 +202,16 @@ class WorkerCalls {
 
 /**
  * Hash `file` as vPDQ does. `onProgress({done, total, secondsLeft})` follows the frames.
- * Resolves with `{frames: [{hash, quality, timestamp}], md5, duration}` (pruned frames);
+ * Resolves with `{frames: [{hash, quality, timestamp}], md5, duration}` (pruned frames, unless
+ * `prune` is false: the tests compare every frame with the reference);
  * rejects with a VideoRefused: `decode_failed` (the browser cannot read it as a video),
  * `too_long` (over `maxSeconds`), `low_quality` (no frame of quality FRAME_QUALITY_MIN or
  * more), `worker_failed`.
  */
-export async function hashVideo(file, { workerUrl, maxSeconds, onProgress = () => {} }) {
+export async function hashVideo(
+  file,
+  { workerUrl, maxSeconds, onProgress = () => {}, prune = true },
+) {
   const url = URL.createObjectURL(file);
   const video = document.createElement("video");
   video.muted = true;
@@ -256,7 +274,7 @@ export async function hashVideo(file, { workerUrl, maxSeconds, onProgress = () =
       throw new VideoRefused("low_quality");
     }
     return {
-      frames: pruneFrames(frames),
+      frames: prune ? pruneFrames(frames) : frames,
       md5: (await md5).md5,
       duration: Math.round(duration * 1000) / 1000,
     };
