@@ -5,7 +5,8 @@
  *
  * The page decodes the file with a <video> element (the browser's own decoders: MP4/H.264,
  * WebM/VP8-VP9, MOV where it can), seeks it to each frame to hash and hands the frame, as a
- * transferred ImageBitmap, to video-worker.js, which hashes it with pdq.js off the main thread.
+ * transferred VideoFrame (or ImageBitmap), to video-worker.js, which converts it to RGB as the
+ * reference does and hashes it with pdq.js, off the main thread.
  *
  * Which frames: vPDQ hashes the frames whose number is a multiple of round-down(fps x 1 s),
  * at timestamp frame_number / fps. The frame rate is measured from the video itself (frames'
@@ -26,7 +27,7 @@ const SECONDS_PER_FRAME = 1;
 // (a flat frame), kept in the list but never compared, as the registry does.
 const MIN_BITS_SET = 96;
 const MAX_BITS_SET = 128;
-// At most this many frames travel to the worker at once (a 1080p frame is 8 MB).
+// At most this many frames travel to the worker at once (a 1080p frame is 3 to 8 MB).
 const IN_FLIGHT = 2;
 const LOAD_TIMEOUT_MS = 20_000;
 const SEEK_TIMEOUT_MS = 20_000;
@@ -169,6 +170,25 @@ async function frameRate(video, duration) {
   return snapFrameRate(rate);
 }
 
+/**
+ * The frame shown, to transfer to the worker: a VideoFrame (its YUV planes, which the worker
+ * converts as the reference does), or an ImageBitmap where WebCodecs is missing.
+ */
+async function grab(video) {
+  if (typeof VideoFrame === "function") {
+    try {
+      return new VideoFrame(video);
+    } catch {
+      // Fall back on the browser's own drawing below.
+    }
+  }
+  try {
+    return await createImageBitmap(video);
+  } catch {
+    throw new VideoRefused("decode_failed");
+  }
+}
+
 class WorkerCalls {
   constructor(url) {
     this.worker = new Worker(url, { type: "module" });
@@ -243,13 +263,8 @@ export async function hashVideo(
     let done = 0;
     for (const index of indices) {
       await seek(video, Math.min((index + 0.5) / fps, duration));
-      let bitmap;
-      try {
-        bitmap = await createImageBitmap(video);
-      } catch {
-        throw new VideoRefused("decode_failed");
-      }
-      const hashed = worker.call({ type: "frame", bitmap, index }, [bitmap]).then((answer) => {
+      const frame = await grab(video);
+      const hashed = worker.call({ type: "frame", frame, index }, [frame]).then((answer) => {
         results.push(answer);
         done += 1;
         const perFrame = (performance.now() - started) / done;
