@@ -34,8 +34,18 @@ class TestVideo:
 
 H264 = ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-crf", "20")
 VP9 = (
-    "-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p", "-b:v", "400k",
-    "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1",
+    "-c:v",
+    "libvpx-vp9",
+    "-pix_fmt",
+    "yuv420p",
+    "-b:v",
+    "400k",
+    "-deadline",
+    "realtime",
+    "-cpu-used",
+    "8",
+    "-row-mt",
+    "1",
 )
 
 # An H.264 MP4 at 25 fps with a 3-second still end; a VP9 WebM at 30 fps; an H.264 MP4 at
@@ -51,8 +61,11 @@ SCENES = TestVideo(
 )
 LIFE = TestVideo(
     name="life.webm",
-    scenes=(("life=mold=10:ratio=0.5:death_color=#202020:life_color=#e0e0a0", 5.0),
-            ("cellauto=rule=110", 4.0), ("sierpinski", 3.0)),
+    scenes=(
+        ("life=mold=10:ratio=0.5:death_color=#202020:life_color=#e0e0a0", 5.0),
+        ("cellauto=rule=110", 4.0),
+        ("sierpinski", 3.0),
+    ),
     rate="30",
     codec=VP9,
 )
@@ -82,8 +95,14 @@ def make_video(folder: Path, video: TestVideo) -> Path:
     chains: list[str] = []
     for position, (source, seconds) in enumerate(video.scenes):
         separator = ":" if "=" in source else "="
-        inputs += ["-f", "lavfi", "-t", str(seconds), "-i",
-                   f"{source}{separator}size={SIZE}:rate={video.rate}"]
+        inputs += [
+            "-f",
+            "lavfi",
+            "-t",
+            str(seconds),
+            "-i",
+            f"{source}{separator}size={SIZE}:rate={video.rate}",
+        ]
         chains.append(f"[{position}]format=yuv420p[s{position}]")
     joined = "".join(f"[s{position}]" for position in range(len(video.scenes)))
     graph = ";".join(chains) + f";{joined}concat=n={len(video.scenes)}:v=1"
@@ -92,8 +111,22 @@ def make_video(folder: Path, video: TestVideo) -> Path:
     graph += "[v]"
     path = folder / video.name
     subprocess.run(
-        [ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", *inputs,
-         "-filter_complex", graph, "-map", "[v]", "-r", video.rate, *video.codec, str(path)],
+        [
+            ffmpeg(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            *inputs,
+            "-filter_complex",
+            graph,
+            "-map",
+            "[v]",
+            "-r",
+            video.rate,
+            *video.codec,
+            str(path),
+        ],
         check=True,
     )
     return path
@@ -102,8 +135,17 @@ def make_video(folder: Path, video: TestVideo) -> Path:
 def reencode(source: Path, target: Path, *, arguments: list[str]) -> Path:
     """``source`` through ffmpeg again with ``arguments`` (a partner's copy of the video)."""
     subprocess.run(
-        [ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(source), *arguments,
-         str(target)],
+        [
+            ffmpeg(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            *arguments,
+            str(target),
+        ],
         check=True,
     )
     return target
@@ -113,8 +155,19 @@ def flat_video(folder: Path, name: str = "flat.mp4", seconds: float = 4.0) -> Pa
     """A video of one flat grey picture: no frame reaches quality 50."""
     path = folder / name
     subprocess.run(
-        [ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-         f"color=c=gray:size={SIZE}:rate=25:duration={seconds}", *H264, str(path)],
+        [
+            ffmpeg(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=gray:size={SIZE}:rate=25:duration={seconds}",
+            *H264,
+            str(path),
+        ],
         check=True,
     )
     return path
