@@ -75,7 +75,8 @@ def test_a_video_is_stored_as_its_frames_with_md5_and_duration(
 def test_frames_below_quality_50_and_repeated_hashes_are_left_out() -> None:
     rng = random.Random(3)
     good = [random_hash(rng) for _ in range(3)]
-    frames = _frames([good[0], good[1], good[0]]) + [
+    frames = [
+        *_frames([good[0], good[1], good[0]]),
         {"hash": "0" * 64, "quality": 0, "timestamp": 3.0},  # a fade to black
         {"hash": random_hash(rng).hex(), "quality": 49, "timestamp": 4.0},
         {"hash": good[2].hex(), "quality": 50, "timestamp": 5.0},
