@@ -26,8 +26,9 @@ from registry.services.matches import partner_match, partner_match_with_videos
 from registry.videos import MAX_FRAMES_PER_VIDEO, Frame, matchable_frames, parse_frames
 
 MAX_HASHES_PER_MATCH = 1000
-# Videos in one call: each is at most registry.videos.MAX_FRAMES_PER_VIDEO frames.
-MAX_VIDEOS_PER_MATCH = 10
+# Videos in one call: each is at most registry.videos.MAX_FRAMES_PER_VIDEO frames, so that five
+# of the longest fit in the 1 MiB body (DATA_UPLOAD_MAX_MEMORY_SIZE, nginx client_max_body_size).
+MAX_VIDEOS_PER_MATCH = 5
 
 
 _HASH_TEXT = re.compile(r"[0-9A-Fa-f]{64}")

@@ -280,7 +280,7 @@ def test_a_withdrawn_video_never_matches_even_before_the_index_follows(
         ([{"frames": "x"}], 400, "video_frames_required"),
         ([{"frames": [{"hash": "a" * 64}]}], 400, "video_frame_invalid"),
         (
-            [{"frames": [{"hash": "a" * 64, "quality": 9, "timestamp": 0}]}] * 11,
+            [{"frames": [{"hash": "a" * 64, "quality": 9, "timestamp": 0}]}] * 6,
             413,
             "too_many_videos",
         ),
