@@ -180,8 +180,9 @@ class CaseSummarySerializer(serializers.Serializer[Any]):
     scope = serializers.ChoiceField(choices=["intimate", "no_sexual_edit"])
     created_at = serializers.DateTimeField()
     withdrawn_at = serializers.DateTimeField(allow_null=True)
-    images = serializers.IntegerField()
+    images = serializers.IntegerField(help_text="Photos and videos.")
     active_images = serializers.IntegerField()
+    videos = serializers.IntegerField(help_text="Of images, how many are videos.")
     partners_received = serializers.IntegerField(
         help_text="Partner platforms that received this case's hashes."
     )

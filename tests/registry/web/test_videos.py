@@ -116,3 +116,14 @@ def test_the_frames_of_a_case_are_limited(
     assert error["code"] == "too_many_frames"
     assert "trop longues ensemble" in error["message"]
     assert person.case.images.filter(kind="video").count() == 1
+
+
+def test_the_status_page_counts_videos_apart_from_photos(
+    client: Client, person: RegisteredCase
+) -> None:
+    added = post_json(client, "/status/photos", {**credentials(person), "videos": [video(7)]})
+    assert added.status_code == 201
+    html = client.post("/status", credentials(person), headers=FRENCH).content.decode()
+    assert 'data-case-photos="2"' in html
+    assert 'data-case-videos="1"' in html
+    assert "1 vidéo protégée" in html
