@@ -88,7 +88,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def limits(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("registry.videos.MAX_VIDEO_SECONDS", MAX_SECONDS)
+    monkeypatch.setattr("registry.web.views.MAX_VIDEO_SECONDS", MAX_SECONDS)
     settings.REGISTRY_MAX_VIDEO_FRAMES_PER_CASE = MAX_FRAMES
 
 
