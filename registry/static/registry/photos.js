@@ -337,6 +337,7 @@ export class PhotoPicker {
       const video = await hashVideo(photo.file, {
         workerUrl: this.videoWorkerUrl,
         maxSeconds: this.maxVideoSeconds,
+        onPoster: (element) => this.poster(photo, element),
         onProgress: ({ done, total, secondsLeft }) => {
           if (!this.photos.has(photo.id)) return;
           if (photo.state !== "hashing") photo.state = "hashing";
@@ -372,6 +373,22 @@ export class PhotoPicker {
       this.pump();
       this.changed();
     }
+  }
+
+  /** A small still of the video's first frame as its preview, drawn in this page only. */
+  poster(photo, element) {
+    const scale = Math.min(1, 144 / Math.max(element.videoWidth, element.videoHeight));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(element.videoWidth * scale));
+    canvas.height = Math.max(1, Math.round(element.videoHeight * scale));
+    const context = canvas.getContext("2d");
+    if (!context) return;
+    context.drawImage(element, 0, 0, canvas.width, canvas.height);
+    canvas.toBlob((blob) => {
+      if (!blob || !this.photos.has(photo.id)) return;
+      photo.url = URL.createObjectURL(blob);
+      photo.item.querySelector(".photo-thumb").src = photo.url;
+    });
   }
 
   videoRefusal(error, name) {

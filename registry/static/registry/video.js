@@ -221,7 +221,8 @@ class WorkerCalls {
 }
 
 /**
- * Hash `file` as vPDQ does. `onProgress({done, total, secondsLeft})` follows the frames.
+ * Hash `file` as vPDQ does. `onProgress({done, total, secondsLeft})` follows the frames;
+ * `onPoster(video)` is called once the first frame is shown (for a preview in the page).
  * Resolves with `{frames: [{hash, quality, timestamp}], md5, duration}` (pruned frames, unless
  * `prune` is false: the tests compare every frame with the reference);
  * rejects with a VideoRefused: `decode_failed` (the browser cannot read it as a video),
@@ -230,7 +231,7 @@ class WorkerCalls {
  */
 export async function hashVideo(
   file,
-  { workerUrl, maxSeconds, onProgress = () => {}, prune = true },
+  { workerUrl, maxSeconds, onProgress = () => {}, onPoster = () => {}, prune = true },
 ) {
   const url = URL.createObjectURL(file);
   const video = document.createElement("video");
@@ -263,6 +264,7 @@ export async function hashVideo(
     let done = 0;
     for (const index of indices) {
       await seek(video, Math.min((index + 0.5) / fps, duration));
+      if (index === 0) onPoster(video);
       const frame = await grab(video);
       const hashed = worker.call({ type: "frame", frame, index }, [frame]).then((answer) => {
         results.push(answer);
