@@ -3,7 +3,8 @@
 The picker takes a photo and videos together; what cannot be protected is refused, named, with
 a reason in the person's language, and the rest of the batch is kept: a file that is no video,
 a video of flat frames only, a video past the longest accepted, a video that would take the
-case past its frames. What is sent is the frame list of the videos kept, never a byte of them.
+case past its frames. What is sent is the frame list of the videos kept, never a byte of them;
+the status page adds a video to a case the same way.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import pytest
 from playwright.sync_api import expect
 from pytest_django.fixtures import Settings
 
+from registry.models import RegisteredImage
 from tests.browser.conftest import SiteOpener
 from tests.browser.videos import LIFE, NTSC, SCENES, flat_video, make_video
+from tests.factories import register_case
 from tests.images import write_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -157,4 +160,31 @@ def test_a_video_of_flat_frames_alone_is_refused_and_nothing_is_sent(
 
     expect(page.locator("[data-error-summary]")).to_contain_text(words.no_photos)
     assert [request.url for request in log.requests if request.method == "POST"] == []
+    assert log.page_errors == []
+
+
+def test_a_video_is_added_to_a_case_from_the_status_page(
+    site: SiteOpener, files: dict[str, Path]
+) -> None:
+    registered = register_case(images=1)
+    page, log = site(locale="en-GB")
+    page.goto(log.origin + "/status")
+    page.locator("#case-reference-input").fill(registered.case.reference)
+    page.locator("#case-secret-input").fill(registered.secret)
+    page.get_by_role("button", name="Show my case").click()
+    expect(page.locator("[data-picker][data-ready]")).to_be_attached()
+    expect(page.locator("[data-video-hint]")).to_contain_text(ENGLISH.never_leaves)
+
+    page.locator("#more-photos").set_input_files(str(files["life"]))
+    expect(page.locator(".photo.ready.video")).to_have_count(1, timeout=30_000)
+    with page.expect_response("**/status/photos") as answered:
+        page.locator("[data-submit]").click()
+    assert answered.value.status == 201, answered.value.text()
+
+    body = json.loads(answered.value.request.post_data or "{}")
+    assert body["images"] == []
+    (video,) = body["videos"]
+    stored = registered.case.images.get(kind=RegisteredImage.Kind.VIDEO)
+    assert bytes(stored.md5 or b"").hex() == video["md5"]
+    assert 1 <= stored.hashes.count() <= len(video["frames"])
     assert log.page_errors == []

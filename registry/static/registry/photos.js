@@ -175,10 +175,9 @@ export class PhotoPicker {
     this.notice = "";
     for (const file of Array.from(files || [])) {
       const video = isVideoFile(file);
-      const accepted = Array.from(this.photos.values()).filter(
-        (p) => p.state !== "refused" && p.isVideo === video,
-      );
-      if (!video && accepted.length >= this.maxImages) {
+      // Photos and videos together: the registry takes at most maxImages items a request.
+      const accepted = Array.from(this.photos.values()).filter((p) => p.state !== "refused");
+      if (accepted.length >= this.maxImages) {
         this.notice = format(this.messages.too_many, { max: this.maxImages });
         break;
       }
