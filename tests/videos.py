@@ -1,8 +1,9 @@
-"""Small videos made by ffmpeg for the tests: lavfi sources, stills and flat frames.
+"""Small videos made by ffmpeg for the tests and the video benchmarks: lavfi sources, stills,
+flat frames, cuts and edits.
 
 ``make_video`` writes an H.264 (or any) file from an ffmpeg filter graph, so a test can say
 exactly what is in the video it hashes. ffmpeg is one of the programs ``make system-deps``
-installs; without it the callers skip.
+installs; without it ``run_ffmpeg`` raises FfmpegMissing (tests skip on it).
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 FFMPEG_TIMEOUT = 300  # seconds
 
 
+class FfmpegMissing(RuntimeError):  # noqa: N818 - reads as what the caller is told
+    """ffmpeg is not on the PATH."""
+
+
 def ffmpeg() -> str:
-    """The ffmpeg program, or the test is skipped."""
+    """The ffmpeg program; raises FfmpegMissing without it."""
     program = shutil.which("ffmpeg")
     if program is None:
-        pytest.skip("ffmpeg is not installed (make system-deps)")
+        raise FfmpegMissing("ffmpeg is not installed (make system-deps)")
     return program
 
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,6 +26,8 @@ from tests.images import write_photo
 from tests.videos import concat, make_video, run_ffmpeg
 
 vpdq = pytest.importorskip("vpdq", reason="the video extra: make video")
+if shutil.which("ffmpeg") is None:
+    pytest.skip("ffmpeg is not installed (make system-deps)", allow_module_level=True)
 ROOT = Path(__file__).resolve().parents[2]
 
 
