@@ -339,6 +339,8 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # --- Registry limits ------------------------------------------------------------------------
 REGISTRY_MAX_IMAGES_PER_REQUEST = env_int("REGISTRY_MAX_IMAGES_PER_REQUEST", 50, minimum=1)
 REGISTRY_MAX_IMAGES_PER_CASE = env_int("REGISTRY_MAX_IMAGES_PER_CASE", 500, minimum=1)
+# A case's videos together hold at most this many frames (one a second: an hour of video).
+REGISTRY_MAX_VIDEO_FRAMES_PER_CASE = env_int("REGISTRY_MAX_VIDEO_FRAMES_PER_CASE", 3600, minimum=1)
 
 # --- The people's pages (registry/web/, registry/receipts.py) --------------------------------
 # Ed25519 key that signs people's receipts: base64 of 32 random bytes. Receipts attached to

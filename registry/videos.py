@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from registry.exceptions import RequestRefused
+from registry.exceptions import RequestRefused, TooManyImages
 from registry.pdq import MATCH_DISTANCE, HashError, InvalidHash, parse_hash
 from registry.pdq import distance as pdq_distance
 
@@ -62,8 +62,34 @@ class VideoHashes:
     duration: float
 
 
+# The partner API's messages (the people's pages have their own, in their language).
+MESSAGES: dict[str, str] = {
+    "videos_invalid": "videos is a list of videos, each an object of frames, md5 and duration.",
+    "video_invalid": (
+        "A video is an object of frames, md5 (32 hexadecimal digits) and duration (seconds)."
+    ),
+    "video_too_long": f"A video lasts at most {MAX_VIDEO_SECONDS // 60} minutes.",
+    "video_frames_required": "A video needs its frame list (vPDQ: one frame a second).",
+    "video_too_many_frames": f"A video has at most {MAX_FRAMES_PER_VIDEO} frames.",
+    "video_frame_invalid": (
+        "A frame is an object of hash (64 hexadecimal digits), quality (0 to 100) and "
+        "timestamp (seconds)."
+    ),
+    "video_quality_too_low": (
+        f"No frame of this video reaches quality {FRAME_QUALITY_MIN}: nothing in it could be "
+        "matched."
+    ),
+    "too_many_frames": "The videos of one case hold too many frames together.",
+}
+
+
+def refused(status: int, code: str, **details: object) -> RequestRefused:
+    """The refusal of a video, with its code, message and location."""
+    return RequestRefused(status, code, MESSAGES[code], details=dict(details) or None)
+
+
 def _refused(code: str, **details: object) -> RequestRefused:
-    return RequestRefused(400, code, details=details or None)
+    return refused(400, code, **details)
 
 
 def parse_frame(item: object, *, video: int | None = None, frame: int) -> Frame:
@@ -155,11 +181,7 @@ def parse_video(item: object, *, position: int) -> VideoHashes:
     ):
         raise _refused("video_invalid", video=position)
     if duration > MAX_VIDEO_SECONDS:
-        raise RequestRefused(
-            413,
-            "video_too_long",
-            details={"video": position, "max_seconds": MAX_VIDEO_SECONDS},
-        )
+        raise refused(413, "video_too_long", video=position, max_seconds=MAX_VIDEO_SECONDS)
     md5_text = item.get("md5")
     if not isinstance(md5_text, str) or not _MD5.fullmatch(md5_text):
         raise _refused("video_invalid", video=position)
@@ -170,6 +192,18 @@ def parse_video(item: object, *, position: int) -> VideoHashes:
         raise _refused("video_quality_too_low", video=position, min_quality=FRAME_QUALITY_MIN)
     frames.sort(key=lambda frame: frame.timestamp)
     return VideoHashes(frames=tuple(frames), md5=bytes.fromhex(md5_text), duration=float(duration))
+
+
+def parse_videos(items: object, *, limit: int) -> list[VideoHashes]:
+    """The videos of one registration or addition (``videos``, absent or a list of at most
+    ``limit``; see parse_video). Raises TooManyImages past ``limit``."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise _refused("videos_invalid")
+    if len(items) > limit:
+        raise TooManyImages(details={"max_images_per_request": limit})
+    return [parse_video(item, position=position) for position, item in enumerate(items)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.authentication import refuse_key_in_query
+from api.errors import ApiError
 from api.fields import (
     CASE_ERRORS,
     ERRORS,
@@ -35,6 +36,7 @@ from registry.pdq import (
 )
 from registry.ratelimits import client_digest
 from registry.selectors.cases import case_summary
+from registry.videos import parse_videos
 
 
 class CaseCredentialsSerializer(serializers.Serializer[Any]):
@@ -56,6 +58,49 @@ class ImageSerializer(serializers.Serializer[Any]):
             "masked views of PDQ quality 50 or more), as an object of view name to hash."
         ),
     )
+
+
+class FrameSerializer(serializers.Serializer[Any]):
+    hash = HashTextField(help_text="The frame's PDQ hash.")
+    quality = WholeNumberField(min_value=0, max_value=100)
+    timestamp = serializers.FloatField(min_value=0, help_text="Seconds from the start.")
+
+
+class VideoSerializer(serializers.Serializer[Any]):
+    frames = FrameSerializer(
+        many=True,
+        help_text=(
+            "The vPDQ frame list (one frame a second, docs/videos.md); frames of quality below "
+            "50 are left out."
+        ),
+    )
+    md5 = serializers.CharField(min_length=32, max_length=32, help_text="The file's MD5.")
+    duration = serializers.FloatField(min_value=0, help_text="Seconds.")
+
+
+def _items(view: APIView, request: Request) -> tuple[dict[str, Any], list[Any], list[Any]]:
+    """Validate the body without its videos, which registry.videos parses (a serializer would
+    cost more than the rest of the call for a long video); return it with its photos and
+    videos."""
+    body = request.data
+    videos_value = body.get("videos") if isinstance(body, dict) else None
+    if isinstance(body, dict):
+        body = {name: value for name, value in body.items() if name != "videos"}
+    serializer = view.InputSerializer(data=body)  # type: ignore[attr-defined]
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    limit = settings.REGISTRY_MAX_IMAGES_PER_REQUEST
+    images = parse_images(data.get("images", []), limit=limit)
+    videos = parse_videos(videos_value, limit=limit - len(images))
+    if not images and not videos:
+        # The code a missing photo always had, before videos could stand in for photos.
+        raise ApiError(
+            400,
+            "invalid_request",
+            "Register at least one photo or video.",
+            {"images": ["Register at least one photo or video."]},
+        )
+    return data, images, videos
 
 
 class PublicCaseApi(APIView):
@@ -93,7 +138,8 @@ class CaseCreateApi(PublicCaseApi):
         attestations = AttestationsSerializer()
         terms_version = TextField(max_length=32)
         language = serializers.ChoiceField(choices=["fr", "en"])
-        images = ImageSerializer(many=True, allow_empty=False)
+        images = ImageSerializer(many=True, allow_empty=True, required=False)
+        videos = VideoSerializer(many=True, required=False)
 
     class OutputSerializer(serializers.Serializer[Any]):
         case_reference = serializers.CharField()
@@ -109,9 +155,7 @@ class CaseCreateApi(PublicCaseApi):
     @idempotent
     def post(self, request: Request) -> Response:
         check_batch(request.data, "images", settings.REGISTRY_MAX_IMAGES_PER_REQUEST)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data, images, videos = _items(self, request)
         attested = data["attestations"]
         created = services.case_create(
             scope=data["scope"],
@@ -122,7 +166,8 @@ class CaseCreateApi(PublicCaseApi):
             ),
             terms_version=data["terms_version"],
             language=data["language"],
-            images=parse_images(data["images"], limit=settings.REGISTRY_MAX_IMAGES_PER_REQUEST),
+            images=images,
+            videos=videos,
         )
         return Response(
             {"case_reference": created.case.reference, "case_secret": created.secret}, status=201
@@ -135,8 +180,9 @@ class CaseSummarySerializer(serializers.Serializer[Any]):
     scope = serializers.ChoiceField(choices=["intimate", "no_sexual_edit"])
     created_at = serializers.DateTimeField()
     withdrawn_at = serializers.DateTimeField(allow_null=True)
-    images = serializers.IntegerField()
+    images = serializers.IntegerField(help_text="Photos and videos.")
     active_images = serializers.IntegerField()
+    videos = serializers.IntegerField(help_text="Of images, how many are videos.")
     partners_received = serializers.IntegerField(
         help_text="Partner platforms that received this case's hashes."
     )
@@ -188,7 +234,8 @@ class CaseImagesApi(PublicCaseApi):
     rate_group = "cases.images"
 
     class InputSerializer(CaseCredentialsSerializer):
-        images = ImageSerializer(many=True, allow_empty=False)
+        images = ImageSerializer(many=True, allow_empty=True, required=False)
+        videos = VideoSerializer(many=True, required=False)
 
     @extend_schema(
         operation_id="case_add_images",
@@ -204,10 +251,7 @@ class CaseImagesApi(PublicCaseApi):
     @idempotent
     def post(self, request: Request) -> Response:
         check_batch(request.data, "images", settings.REGISTRY_MAX_IMAGES_PER_REQUEST)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        images = parse_images(data["images"], limit=settings.REGISTRY_MAX_IMAGES_PER_REQUEST)
+        data, images, videos = _items(self, request)
         case = self._case(data)
-        services.case_add_images(case=case, images=images)
+        services.case_add_images(case=case, images=images, videos=videos)
         return Response(CaseSummarySerializer(case_summary(case=case)).data, status=201)

@@ -20,10 +20,15 @@ from registry.match_ids import match_id_encode
 from registry.matching import probing
 from registry.models import MatchCall
 from registry.pdq import MATCH_DISTANCE, HashError, InvalidHash, parse_hash
-from registry.selectors.matches import ImageMatch
-from registry.services.matches import partner_match
+from registry.selectors.matches import VIDEO, ImageMatch
+from registry.selectors.video_matches import PHOTO, VideoMatch
+from registry.services.matches import partner_match, partner_match_with_videos
+from registry.videos import MAX_FRAMES_PER_VIDEO, Frame, matchable_frames, parse_frames
 
 MAX_HASHES_PER_MATCH = 1000
+# Videos in one call: each is at most registry.videos.MAX_FRAMES_PER_VIDEO frames, so that five
+# of the longest fit in the 1 MiB body (DATA_UPLOAD_MAX_MEMORY_SIZE, nginx client_max_body_size).
+MAX_VIDEOS_PER_MATCH = 5
 
 
 _HASH_TEXT = re.compile(r"[0-9A-Fa-f]{64}")
@@ -37,7 +42,7 @@ def _match_input_plain(data: Any) -> dict[str, Any] | None:
     accepts only what it would accept unchanged (64 hexadecimal digits, a purpose, a whole
     max_distance), so every refusal still comes from the serializer, word for word.
     """
-    if type(data) is not dict or "views" in data:
+    if type(data) is not dict or "views" in data or "videos" in data:
         return None
     hashes = data.get("hashes")
     purpose = data.get("purpose")
@@ -103,6 +108,33 @@ def _views_parse(value: object, uploads: int) -> list[dict[str, bytes]] | None:
 _QUERY_VIEWS = frozenset(QUERY_VIEW_NAMES)
 
 
+def _videos_parse(value: object) -> list[list[Frame]]:
+    """The query videos: a list of at most MAX_VIDEOS_PER_MATCH objects, each with its vPDQ
+    frame list (``frames``: registry.videos.parse_frames); anything else in them is ignored."""
+    if not isinstance(value, list) or not value:
+        raise ApiError(
+            400, "videos_invalid", "videos is a list of objects, each with its frames (vPDQ)."
+        )
+    if len(value) > MAX_VIDEOS_PER_MATCH:
+        raise ApiError(
+            413,
+            "too_many_videos",
+            f"At most {MAX_VIDEOS_PER_MATCH} videos in one request.",
+            {"max_videos": MAX_VIDEOS_PER_MATCH},
+        )
+    parsed: list[list[Frame]] = []
+    for position, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ApiError(
+                400,
+                "videos_invalid",
+                "videos is a list of objects, each with its frames (vPDQ).",
+                {"video": position},
+            )
+        parsed.append(parse_frames(item.get("frames"), video=position, limit=MAX_FRAMES_PER_VIDEO))
+    return parsed
+
+
 class MatchApi(APIView):
     """Match up to 1,000 hashes before publishing an image or running an AI edit on it."""
 
@@ -123,6 +155,20 @@ class MatchApi(APIView):
         purpose = serializers.ChoiceField(choices=MatchCall.Purpose.choices)
         max_distance = WholeNumberField(min_value=0, max_value=31, default=31)
 
+    class FrameSerializer(serializers.Serializer[Any]):
+        hash = HashTextField()
+        quality = WholeNumberField(min_value=0, max_value=100)
+        timestamp = serializers.FloatField(min_value=0, help_text="Seconds from the start.")
+
+    class VideoSerializer(serializers.Serializer[Any]):
+        frames = serializers.ListField(
+            child=serializers.DictField(),
+            help_text=(
+                "The upload's vPDQ frame list (one frame a second, as vpdq.computeHash gives it;"
+                " docs/videos.md). Each frame counts against the budget as a hash."
+            ),
+        )
+
     class RegionsSerializer(serializers.Serializer[Any]):
         matched = serializers.IntegerField(
             help_text="The photo's masked views and guard tiles that agreed."
@@ -135,13 +181,45 @@ class MatchApi(APIView):
         minor_depicted = serializers.BooleanField()
         status = serializers.ChoiceField(choices=["active", "disputed"])
         kind = serializers.ChoiceField(
-            choices=[WHOLE, REFRAMED, REGIONS],
+            choices=[WHOLE, REFRAMED, REGIONS, VIDEO],
             help_text=(
                 "What matched: whole (the photo itself), reframed (a crop, border, caption cut "
-                "or small rotation of it) or regions (its untouched regions around an edited "
-                "one). Route regions matches of no_sexual_edit photos to review."
+                "or small rotation of it), regions (its untouched regions around an edited "
+                "one) or video (a frame of a registered video). Route regions matches of "
+                "no_sexual_edit photos to review."
             ),
         )
+        timestamp = serializers.FloatField(
+            required=False, help_text="For a video match: the matching frame's time, seconds."
+        )
+
+    class VideoMatchSerializer(serializers.Serializer[Any]):
+        match_id = serializers.CharField(help_text="Opaque; stable for you, unknown to others.")
+        scope = serializers.ChoiceField(choices=["intimate", "no_sexual_edit"])
+        minor_depicted = serializers.BooleanField()
+        status = serializers.ChoiceField(choices=["active", "disputed"])
+        kind = serializers.ChoiceField(
+            choices=[VIDEO, PHOTO],
+            help_text=(
+                "video: a registered video, by the vPDQ rule (at least 80% of the upload's "
+                "frames match it); photo: a registered photo seen in a frame of the upload."
+            ),
+        )
+        timestamp = serializers.FloatField(
+            help_text=(
+                "video: the registered frame behind the closest pair; photo: the upload's "
+                "frame, in seconds."
+            )
+        )
+        query_match_percent = serializers.FloatField(
+            required=False, help_text="video: the share of the upload's frames that matched."
+        )
+        registered_match_percent = serializers.FloatField(
+            required=False, help_text="video: the share of the registered video's frames matched."
+        )
+
+    class VideoResultSerializer(serializers.Serializer[Any]):
+        matches = serializers.ListField(child=serializers.DictField())
 
     class ResultErrorSerializer(serializers.Serializer[Any]):
         code = serializers.ChoiceField(
@@ -154,6 +232,11 @@ class MatchApi(APIView):
 
     class OutputSerializer(serializers.Serializer[Any]):
         results = serializers.ListField(child=serializers.DictField())
+        video_results = serializers.ListField(
+            child=serializers.DictField(),
+            required=False,
+            help_text="One per video of the request, in order (present when videos were sent).",
+        )
 
     # The schema names the nested shapes precisely.
     ResultSerializer._declared_fields["matches"] = MatchSerializer(many=True)
@@ -165,6 +248,23 @@ class MatchApi(APIView):
         ),
     )
     OutputSerializer._declared_fields["results"] = ResultSerializer(many=True)
+    VideoResultSerializer._declared_fields["matches"] = VideoMatchSerializer(many=True)
+    OutputSerializer._declared_fields["video_results"] = VideoResultSerializer(
+        many=True, required=False
+    )
+    VideoSerializer._declared_fields["frames"] = FrameSerializer(many=True)
+    InputSerializer._declared_fields["videos"] = VideoSerializer(
+        many=True,
+        required=False,
+        help_text=(
+            f"Up to {MAX_VIDEOS_PER_MATCH} uploaded videos, each its vPDQ frame list; answered in"
+            " video_results. hashes may then be left out."
+        ),
+    )
+
+    class VideoInputSerializer(InputSerializer):
+        hashes = serializers.ListField(child=HashTextField(), required=False, default=list)
+
     MatchSerializer._declared_fields["regions"] = RegionsSerializer(
         required=False, help_text="Present for a regions match."
     )
@@ -176,14 +276,20 @@ class MatchApi(APIView):
     )
     def post(self, request: Request) -> Response:
         check_batch(request.data, "hashes", MAX_HASHES_PER_MATCH)
-        data = _match_input_plain(request.data)
+        body = request.data
+        videos: list[list[Frame]] | None = None
+        if isinstance(body, dict) and "videos" in body:
+            videos = _videos_parse(body["videos"])
+            body = {name: value for name, value in body.items() if name != "videos"}
+            body.setdefault("hashes", [])
+        data = None if videos is not None else _match_input_plain(body)
         views: list[dict[str, bytes]] | None = None
         if data is None:
-            raw_views = request.data.get("views") if isinstance(request.data, dict) else None
-            body = request.data
+            raw_views = body.get("views") if isinstance(body, dict) else None
             if isinstance(body, dict) and "views" in body:
                 body = {name: value for name, value in body.items() if name != "views"}
-            serializer = self.InputSerializer(data=body)
+            serializer_class = self.InputSerializer if videos is None else self.VideoInputSerializer
+            serializer = serializer_class(data=body)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
             views = _views_parse(raw_views, len(data["hashes"]))
@@ -220,16 +326,36 @@ class MatchApi(APIView):
         if views is not None and refused:
             # Views follow their upload; a refused upload's hash is answered alone, unmatched.
             views = [upload for index, upload in enumerate(views) if index not in refused]
-        results = partner_match(
-            key=principal.key,
-            hashes=hashes,
-            purpose=data["purpose"],
-            max_distance=data["max_distance"],
-            views=views,
-        )
+        video_results: list[list[VideoMatch]] | None = None
+        if videos is None:
+            results = partner_match(
+                key=principal.key,
+                hashes=hashes,
+                purpose=data["purpose"],
+                max_distance=data["max_distance"],
+                views=views,
+            )
+        else:
+            results, video_results = partner_match_with_videos(
+                key=principal.key,
+                hashes=hashes,
+                videos=videos,
+                purpose=data["purpose"],
+                max_distance=data["max_distance"],
+                views=views,
+            )
         if probing.match_observe(key=principal.key, hashes=hashes, results=results, views=views):
             # The call that opens an alert is not answered: what it asked stays unknown.
             raise RateLimited(retry_after=60, details={"reason": "probing_alert"})
+        if video_results is not None:
+            firsts = _first_frames(videos or [])
+            watched = [index for index, first in enumerate(firsts) if first]
+            if watched and probing.match_observe(
+                key=principal.key,
+                hashes=[firsts[index] for index in watched],
+                results=[video_results[index] for index in watched],
+            ):
+                raise RateLimited(retry_after=60, details={"reason": "probing_alert"})
         partner_id = principal.partner.pk
         answers: list[dict[str, Any]] = [
             {"matches": [_match_answer(match, partner_id) for match in matches]}
@@ -239,7 +365,23 @@ class MatchApi(APIView):
             answers.insert(
                 index, {"matches": [], "error": {"code": error.code, "message": error.message}}
             )
-        return Response({"results": answers})
+        answer: dict[str, Any] = {"results": answers}
+        if video_results is not None:
+            answer["video_results"] = [
+                {"matches": [_video_match_answer(match, partner_id) for match in matches]}
+                for matches in video_results
+            ]
+        return Response(answer)
+
+
+def _first_frames(videos: list[list[Frame]]) -> list[bytes]:
+    """What the probing watch sees of each query video: its first frame worth comparing (a
+    video of one frame asks what a hash asks); a video with none is watched as nothing."""
+    firsts: list[bytes] = []
+    for frames in videos:
+        kept = matchable_frames(frames)
+        firsts.append(kept[0].value if kept else b"")
+    return firsts
 
 
 def _match_answer(match: ImageMatch, partner_id: int) -> dict[str, Any]:
@@ -252,4 +394,21 @@ def _match_answer(match: ImageMatch, partner_id: int) -> dict[str, Any]:
     }
     if match.kind == REGIONS:
         answer["regions"] = {"matched": match.regions, "of": match.regions_of}
+    if match.timestamp is not None:
+        answer["timestamp"] = match.timestamp
+    return answer
+
+
+def _video_match_answer(match: VideoMatch, partner_id: int) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "match_id": match_id_encode(image_id=match.image_id, partner_id=partner_id),
+        "scope": match.scope,
+        "minor_depicted": match.minor_depicted,
+        "status": match.status,
+        "kind": match.kind,
+        "timestamp": match.timestamp,
+    }
+    if match.kind == VIDEO:
+        answer["query_match_percent"] = match.query_match_percent
+        answer["registered_match_percent"] = match.registered_match_percent
     return answer

@@ -105,7 +105,11 @@ class RegisteredImageQuerySet(models.QuerySet["RegisteredImage"]):
 
 
 class RegisteredImage(models.Model):
-    """A photo registered in a case, known only by its PDQ quality and hashes.
+    """A photo or a video registered in a case, known only by its PDQ quality and hashes.
+
+    A video (``kind`` video: registry.videos) is known by the PDQ hashes of its frames, one a
+    second (ImageHash rows of variant ``frame``), the MD5 of its file and its duration; its
+    ``quality`` is that of its best frame.
 
     The photo itself never reaches the registry. ``scope`` and ``minor_depicted`` repeat what the
     consent record says, so that matching reads one row; the consent record stays the evidence.
@@ -127,8 +131,16 @@ class RegisteredImage(models.Model):
         PARTNER_REPORTS = "partner_reports", "Partners reported not blocking it"
         MATCH_SPIKE = "match_spike", "Matched far more often than usual"
 
+    class Kind(models.TextChoices):
+        PHOTO = "photo"
+        VIDEO = "video"
+
     MATCHABLE = (Status.ACTIVE, Status.DISPUTED)
 
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.PHOTO)
+    # A video's file MD5 (the signal StopNCII's partners know) and length in seconds.
+    md5 = models.BinaryField(max_length=16, null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
     case = models.ForeignKey(
         Case, on_delete=models.PROTECT, related_name="images", null=True, blank=True
     )
@@ -157,6 +169,11 @@ class RegisteredImage(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(quality__lte=100), name="image_quality_range"),
+            models.CheckConstraint(
+                condition=Q(kind="photo", md5__isnull=True, duration__isnull=True)
+                | Q(kind="video", md5__isnull=False, duration__isnull=False),
+                name="image_video_has_md5_and_duration",
+            ),
             models.CheckConstraint(
                 condition=(~Q(status="withdrawn") & Q(withdrawn_at__isnull=True))
                 | Q(status="withdrawn", withdrawn_at__isnull=False),
@@ -190,7 +207,10 @@ class ImageHashQuerySet(models.QuerySet["ImageHash"]):
 
 class ImageHash(models.Model):
     """One PDQ hash of a registered image: the 32 bytes of one variant, a dihedral one (original,
-    rotations, flips) or a derived view (a crop, a masked view: registry.derivatives)."""
+    rotations, flips) or a derived view (a crop, a masked view: registry.derivatives), or one
+    frame of a registered video (variant ``frame``, with its time and quality)."""
+
+    FRAME = "frame"
 
     class Variant(models.TextChoices):
         ORIGINAL = "original"
@@ -206,15 +226,37 @@ class ImageHash(models.Model):
     # A label, not an index: the dihedral variants, then the derived views' names.
     variant = models.CharField(
         max_length=32,
-        choices=[*Variant.choices, *((name, name) for name in DERIVED_VIEW_NAMES)],
+        choices=[
+            *Variant.choices,
+            *((name, name) for name in DERIVED_VIEW_NAMES),
+            (FRAME, FRAME),
+        ],
     )
     value = models.BinaryField(max_length=HASH_BYTES)
+    # A video frame's time in seconds and PDQ quality; null for a photo's hashes.
+    frame_at = models.FloatField(null=True, blank=True)
+    frame_quality = models.PositiveSmallIntegerField(null=True, blank=True)
 
     objects = ImageHashQuerySet.as_manager()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["image", "variant"], name="hash_one_per_variant"),
+            models.UniqueConstraint(
+                fields=["image", "variant"],
+                condition=~Q(variant="frame"),
+                name="hash_one_per_variant",
+            ),
+            # A video's frames: each distinct hash once (vPDQ compares distinct hashes).
+            models.UniqueConstraint(
+                fields=["image", "value"],
+                condition=Q(variant="frame"),
+                name="hash_frame_once_per_video",
+            ),
+            models.CheckConstraint(
+                condition=Q(variant="frame", frame_at__isnull=False, frame_quality__isnull=False)
+                | (~Q(variant="frame") & Q(frame_at__isnull=True, frame_quality__isnull=True)),
+                name="hash_frame_has_time_and_quality",
+            ),
             models.CheckConstraint(
                 condition=Exact(Length("value"), HASH_BYTES), name="hash_is_32_bytes"
             ),

@@ -19,13 +19,20 @@ class CaseSummary:
     withdrawn_at: dt.datetime | None
     images: int
     active_images: int
+    # Of ``images``, how many are videos (registry.videos).
+    videos: int = 0
     # Distinct partners that received the case's hashes, and that confirmed blocking a match.
     partners_received: int = 0
     partners_blocked: int = 0
 
+    @property
+    def photos(self) -> int:
+        return self.images - self.videos
+
 
 def case_summary(*, case: Case) -> CaseSummary:
-    """Return the person-facing summary of ``case``: status, dates, scope and photo counts."""
+    """Return the person-facing summary of ``case``: status, dates, scope, photo and video
+    counts."""
     images = RegisteredImage.objects.filter(case=case)
     partners = case_partner_counts(case=case)
     return CaseSummary(
@@ -37,6 +44,7 @@ def case_summary(*, case: Case) -> CaseSummary:
         images=images.count(),
         # A disputed photo still matches, so it is still protected.
         active_images=images.filter(status__in=RegisteredImage.MATCHABLE).count(),
+        videos=images.filter(kind=RegisteredImage.Kind.VIDEO).count(),
         partners_received=partners.received,
         partners_blocked=partners.blocked,
     )

@@ -35,6 +35,12 @@ class ImageMatch:
     kind: str = WHOLE
     regions: int = 0
     regions_of: int = 0
+    # For a registered video (kind ``video``): the time, in seconds, of the frame that matched.
+    timestamp: float | None = None
+
+
+# The kind of a match on a registered video's frame (registry.videos).
+VIDEO = "video"
 
 
 # A withdrawal is effective at its commit on the primary: never confirm on a replica.
@@ -73,14 +79,21 @@ def hash_match(
     # For each upload and image, the (query view, registered variant, distance) pairs.
     pairs: list[dict[int, list[tuple[str, str, int]]]] = [{} for _ in hashes]
     about: dict[int, tuple[str, bool, str]] = {}
+    # For each upload and registered video, its closest frame: (distance, time).
+    closest_frames: list[dict[int, tuple[int, float]]] = [{} for _ in hashes]
     for (upload, query_view), (ids, distances) in zip(owners, found, strict=True):
         for hash_id, distance in zip(ids.tolist(), distances.tolist(), strict=True):
             row = confirmed.get(hash_id)
             if row is None:
                 continue
-            image_id, variant, scope, minor, status = row
+            image_id, variant, scope, minor, status, frame_at = row
             about[image_id] = (scope, minor, status)
             pairs[upload].setdefault(image_id, []).append((query_view, variant, distance))
+            if frame_at is not None:
+                # A frame counts as the photo of a moment of the video, whole or re-framed.
+                best = closest_frames[upload].get(image_id)
+                if best is None or (distance, frame_at) < best:
+                    closest_frames[upload][image_id] = (distance, frame_at)
     # The regions rule needs every guard tile of the photo: how many masks and tiles it holds.
     regions_held = _region_counts(
         {
@@ -91,7 +104,7 @@ def hash_match(
         }
     )
     results: list[list[ImageMatch]] = []
-    for per_image in pairs:
+    for per_image, frames in zip(pairs, closest_frames, strict=True):
         matches = []
         for image_id, image_pairs in per_image.items():
             masks, tiles = regions_held.get(image_id, (0, 0))
@@ -99,6 +112,20 @@ def hash_match(
             if decision is None:
                 continue
             scope, minor, status = about[image_id]
+            frame = frames.get(image_id)
+            if frame is not None:
+                matches.append(
+                    ImageMatch(
+                        image_id=image_id,
+                        scope=scope,
+                        minor_depicted=minor,
+                        status=status,
+                        distance=decision.distance,
+                        kind=VIDEO,
+                        timestamp=frame[1],
+                    )
+                )
+                continue
             matches.append(
                 ImageMatch(
                     image_id=image_id,
@@ -127,25 +154,35 @@ def _confirm_sql() -> str:
     statuses = ", ".join(f"'{status}'" for status in RegisteredImage.MATCHABLE)
     return (
         f"SELECT h.{quote('id')}, h.{quote('image_id')}, h.{quote('variant')}, "  # noqa: S608
-        f"i.{quote('scope')}, i.{quote('minor_depicted')}, i.{quote('status')} "
+        f"i.{quote('scope')}, i.{quote('minor_depicted')}, i.{quote('status')}, "
+        f"h.{quote('frame_at')} "
         f"FROM {quote(hashes.db_table)} h JOIN {quote(images.db_table)} i "
         f"ON i.{quote('id')} = h.{quote('image_id')} "
         f"WHERE i.{quote('status')} IN ({statuses}) AND h.{quote('id')} IN "
     )
 
 
-def _confirmed(candidate_ids: Collection[int]) -> dict[int, tuple[int, str, str, bool, str]]:
-    """The candidates still matchable, with their image's fields, read on the primary: an image
-    withdrawn by a committed transaction is never among them."""
+def _confirmed(
+    candidate_ids: Collection[int],
+) -> dict[int, tuple[int, str, str, bool, str, float | None]]:
+    """The candidates still matchable, with their image's fields (and a video frame's time),
+    read on the primary: an image withdrawn by a committed transaction is never among them."""
     ids = list(candidate_ids)
     sql = _confirm_sql() + f"({', '.join(['%s'] * len(ids))})"
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql, ids)
         rows = cursor.fetchall()
     return {
-        hash_id: (image_id, variant, scope, bool(minor), status)
-        for hash_id, image_id, variant, scope, minor, status in rows
+        hash_id: (image_id, variant, scope, bool(minor), status, frame_at)
+        for hash_id, image_id, variant, scope, minor, status, frame_at in rows
     }
+
+
+def confirmed_candidates(
+    candidate_ids: Collection[int],
+) -> dict[int, tuple[int, str, str, bool, str, float | None]]:
+    """_confirmed for the video match (registry.selectors.video_matches)."""
+    return _confirmed(candidate_ids)
 
 
 def _region_counts(image_ids: Collection[int]) -> dict[int, tuple[int, int]]:

@@ -34,8 +34,10 @@ from registry.models import (
 )
 from registry.pdq import DihedralHashes
 from registry.services import allowlist
+from registry.services import videos as video_services
 from registry.services.audit import audit_event_record
 from registry.services.changes import changes_append
+from registry.videos import VideoHashes
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ def _images_insert(
 
 def _check_image_count(count: int) -> None:
     if count < 1:
-        raise InvalidInput("images_required", "Register at least one photo.")
+        raise InvalidInput("images_required", "Register at least one photo or video.")
     if count > settings.REGISTRY_MAX_IMAGES_PER_REQUEST:
         raise TooManyImages(
             details={"max_images_per_request": settings.REGISTRY_MAX_IMAGES_PER_REQUEST}
@@ -104,15 +106,18 @@ def case_create(
     terms_version: str,
     language: str,
     images: Sequence[DihedralHashes],
+    videos: Sequence[VideoHashes] = (),
 ) -> CaseCreated:
     """Open a case: the case, its consent record, its images and hashes, in one transaction.
 
-    ``images`` are already parsed and validated (registry.pdq.parse_dihedral). Appends one
-    ``added`` change per image and a ``case.created`` audit event. Returns the case and its new
+    ``images`` and ``videos`` are already parsed and validated (registry.pdq.parse_dihedral,
+    registry.videos.parse_video). Appends one ``added`` change per image or video and a
+    ``case.created`` audit event. Returns the case and its new
     secret, shown to the person once and stored only as an Argon2 digest.
 
     Raises InvalidInput for an unknown scope or language, a missing attestation or a bad terms
-    version, and TooManyImages.
+    version, TooManyImages, and RequestRefused (``too_many_frames``, and
+    ``video_quality_too_low`` for a video whose every frame is allow-listed).
     """
     if scope not in ConsentRecord.Scope.values:
         raise InvalidInput("scope_invalid", "Scope is 'intimate' or 'no_sexual_edit'.")
@@ -126,9 +131,11 @@ def case_create(
         )
     if not terms_version or len(terms_version) > _TERMS_VERSION_MAX:
         raise InvalidInput("terms_version_invalid", "Terms version is 1 to 32 characters.")
-    _check_image_count(len(images))
+    _check_image_count(len(images) + len(videos))
     # Raises InvalidHash(hash_allow_listed), nothing stored; drops allow-listed derived views.
     images = allowlist.images_check(images)
+    videos = video_services.videos_check(videos)
+    video_services.video_frames_check(case=None, videos=videos)
 
     secret = codes.new_secret()
     secret_digest = make_password(secret)  # Slow by design: done before the transaction opens.
@@ -142,13 +149,14 @@ def case_create(
                     terms_version=terms_version,
                     language=language,
                     images=images,
+                    videos=videos,
                 )
             break
         except _ReferenceTakenError:
             continue
     else:  # pragma: no cover - 50 random bits colliding five times running
         raise RuntimeError("Could not allocate a unique case reference.")
-    logger.info("case created with %d image(s)", len(images))
+    logger.info("case created with %d image(s) and %d video(s)", len(images), len(videos))
     return CaseCreated(case=case, secret=secret)
 
 
@@ -164,6 +172,7 @@ def _case_insert(
     terms_version: str,
     language: str,
     images: Sequence[DihedralHashes],
+    videos: Sequence[VideoHashes],
 ) -> Case:
     now = timezone.now()
     try:
@@ -183,6 +192,7 @@ def _case_insert(
         created_at=now,
     )
     image_ids = _images_insert(case=case, consent=consent, images=images)
+    image_ids += video_services.videos_insert(case=case, consent=consent, videos=videos)
     audit_event_record(
         action=AuditEvent.Action.CASE_CREATED,
         actor="person",
@@ -190,6 +200,7 @@ def _case_insert(
         details={
             "scope": scope,
             "images": len(images),
+            "videos": len(videos),
             "minor_depicted": attestations.minor_depicted,
         },
     )
@@ -197,19 +208,23 @@ def _case_insert(
     return case
 
 
-def case_add_images(*, case: Case, images: Sequence[DihedralHashes]) -> list[RegisteredImage]:
-    """Add photos to an active case, under its consent record, in one transaction; return the
-    images added.
+def case_add_images(
+    *, case: Case, images: Sequence[DihedralHashes], videos: Sequence[VideoHashes] = ()
+) -> list[RegisteredImage]:
+    """Add photos and videos to an active case, under its consent record, in one transaction;
+    return the images and videos added.
 
-    A photo already in the case (the same original hash), or sent twice, is added once: the
-    case never protects one photo twice. Appends one ``added`` change per image added and a
-    ``case.images_added`` audit event, or writes nothing when every photo was already there.
-    Raises
+    A photo already in the case (the same original hash), or a video (the same file MD5), or
+    one sent twice, is added once: the case never protects one photo twice. Appends one
+    ``added`` change per image added and a ``case.images_added`` audit event, or writes nothing
+    when every photo was already there. Raises RequestRefused (``too_many_frames``) past the
+    case's frames,
     CaseWithdrawn for a withdrawn case and TooManyImages past the per-request or per-case limit,
     and InvalidHash (``hash_allow_listed``) for a photo near an allow-listed hash.
     """
-    _check_image_count(len(images))
+    _check_image_count(len(images) + len(videos))
     images = allowlist.images_check(images)
+    videos = video_services.videos_check(videos)
     with transaction.atomic():
         locked = Case.objects.select_for_update().get(pk=case.pk)
         if not locked.is_active:
@@ -225,23 +240,28 @@ def case_add_images(*, case: Case, images: Sequence[DihedralHashes]) -> list[Reg
             if image.hashes[0] not in held:
                 held.add(image.hashes[0])
                 fresh.append(image)
-        if not fresh:
+        videos = video_services.videos_new(case=locked, videos=videos)
+        if not fresh and not videos:
             return []
         images = fresh
         existing = locked.images.count()
-        if existing + len(images) > settings.REGISTRY_MAX_IMAGES_PER_CASE:
+        if existing + len(images) + len(videos) > settings.REGISTRY_MAX_IMAGES_PER_CASE:
             raise TooManyImages(
                 details={"max_images_per_case": settings.REGISTRY_MAX_IMAGES_PER_CASE}
             )
+        video_services.video_frames_check(case=locked, videos=videos)
         image_ids = _images_insert(case=locked, consent=locked.consent, images=images)
+        image_ids += video_services.videos_insert(
+            case=locked, consent=locked.consent, videos=videos
+        )
         audit_event_record(
             action=AuditEvent.Action.CASE_IMAGES_ADDED,
             actor="person",
             subject=f"case:{locked.reference}",
-            details={"images": len(images)},
+            details={"images": len(images), "videos": len(videos)},
         )
         changes_append(image_ids=image_ids, kind=Change.Kind.ADDED)
-    logger.info("case images added: %d", len(images))
+    logger.info("case images added: %d, videos: %d", len(images), len(videos))
     return list(RegisteredImage.objects.filter(pk__in=image_ids).order_by("pk"))
 
 

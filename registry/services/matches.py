@@ -10,6 +10,8 @@ from registry.matching.usage import match_call_recorder
 from registry.models import PartnerKey
 from registry.ratelimits import limit_partner_hashes
 from registry.selectors.matches import ImageMatch, hash_match
+from registry.selectors.video_matches import VideoMatch, video_match
+from registry.videos import Frame
 
 
 def partner_match(
@@ -42,3 +44,40 @@ def partner_match(
         matches=sum(len(matches) for matches in results),
     )
     return results
+
+
+def partner_match_with_videos(
+    *,
+    key: PartnerKey,
+    hashes: Sequence[bytes],
+    videos: Sequence[Sequence[Frame]],
+    purpose: str,
+    max_distance: int,
+    views: Sequence[Mapping[str, bytes]] | None = None,
+) -> tuple[list[list[ImageMatch]], list[list[VideoMatch]]]:
+    """partner_match for a call that also carries videos (their vPDQ frame lists): every frame
+    counts as a hash against the budget, the hashes are matched as by partner_match and the
+    videos by registry.selectors.video_match, and one MatchCall row records the call (each
+    video that matched counts as one matched hash)."""
+    counted = (
+        len(hashes)
+        + sum(len(upload) for upload in views or ())
+        + sum(len(frames) for frames in videos)
+    )
+    limit_partner_hashes(key.partner, counted, slowed_key=slowed_key_id(key))
+    results = hash_match(hashes, max_distance=max_distance, views=views) if hashes else []
+    video_results = video_match(videos)
+    counters.image_matches_record(
+        [match.image_id for matches in results for match in matches]
+        + [match.image_id for matches in video_results for match in matches]
+    )
+    matched = sum(1 for found in results if found) + sum(1 for found in video_results if found)
+    match_call_recorder.record(
+        partner_id=key.partner_id,
+        key_id=key.pk,
+        purpose=purpose,
+        hashes=counted,
+        matched_hashes=matched,
+        matches=sum(map(len, results)) + sum(map(len, video_results)),
+    )
+    return results, video_results

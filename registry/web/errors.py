@@ -82,6 +82,38 @@ def error_message(code: str, details: Mapping[str, Any]) -> str:
             "The page sent something the registry could not read. Reload the page and try again."
         ),
         "images_required": gettext("Add at least one photo."),
+        # Videos (registry.videos); the page checks most of these before sending anything.
+        "videos_invalid": gettext(
+            "The page sent a video the registry could not read. Reload the page and try again."
+        ),
+        "video_invalid": gettext(
+            "The page sent a video the registry could not read. Reload the page and try again."
+        ),
+        "video_frames_required": gettext(
+            "The page sent a video the registry could not read. Reload the page and try again."
+        ),
+        "video_frame_invalid": gettext(
+            "The page sent a video the registry could not read. Reload the page and try again."
+        ),
+        "video_too_long": gettext(
+            "A video is longer than %(minutes)d minutes, the longest the registry protects. "
+            "Remove it, or register a shorter cut of it."
+        )
+        % {"minutes": int(details.get("max_seconds", 1800)) // 60},
+        "video_too_many_frames": gettext(
+            "A video is longer than %(minutes)d minutes, the longest the registry protects. "
+            "Remove it, or register a shorter cut of it."
+        )
+        % {"minutes": int(details.get("max_frames", 1801)) // 60},
+        "video_quality_too_low": gettext(
+            "A video is too dark or too plain throughout to be protected: no moment of it has "
+            "enough detail. Remove it and try again."
+        ),
+        "too_many_frames": gettext(
+            "These videos are too long together for one case (%(minutes)d minutes at most). "
+            "Remove one, or register it as a new case."
+        )
+        % {"minutes": int(details.get("max_frames_per_case", 3600)) // 60},
         "scope_invalid": gettext("Choose the protection you want."),
         "attestation_required": gettext(
             "Please confirm both statements: that you are the person in the photos or act for "

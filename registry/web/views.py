@@ -31,6 +31,7 @@ from registry.jsonsafe import JsonMalformed, JsonTooDeep, json_loads_bounded
 from registry.models import Case, ConsentRecord, ImageHash
 from registry.pdq import MIN_QUALITY, DihedralHashes, parse_images
 from registry.ratelimits import client_digest, over_limit
+from registry.videos import MAX_VIDEO_SECONDS, VideoHashes, parse_videos
 from registry.web import receipt_pages, withdrawal
 from registry.web.errors import error_message, json_error, json_errors
 from registry.web.help import help_resources, platforms_named
@@ -65,6 +66,9 @@ def _picker_context() -> dict[str, Any]:
     return {
         "max_images": settings.REGISTRY_MAX_IMAGES_PER_REQUEST,
         "min_quality": MIN_QUALITY,
+        # The videos' limits (registry.videos), which the page checks before sending anything.
+        "max_video_seconds": MAX_VIDEO_SECONDS,
+        "max_video_frames_per_case": settings.REGISTRY_MAX_VIDEO_FRAMES_PER_CASE,
     }
 
 
@@ -93,10 +97,17 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
-def _parse_images(value: object) -> list[DihedralHashes]:
-    if not isinstance(value, list) or not value:
+def _parse_items(body: Mapping[str, Any]) -> tuple[list[DihedralHashes], list[VideoHashes]]:
+    """The photos (``images``) and videos (``videos``: registry.videos) of a submission: at
+    least one of either, at most REGISTRY_MAX_IMAGES_PER_REQUEST together."""
+    images_value = body.get("images", [])
+    videos_value = body.get("videos")
+    if not isinstance(images_value, list) or not (images_value or videos_value):
         raise RequestRefused(400, "images_required")
-    return parse_images(value, limit=settings.REGISTRY_MAX_IMAGES_PER_REQUEST)
+    limit = settings.REGISTRY_MAX_IMAGES_PER_REQUEST
+    images = parse_images(images_value, limit=limit)
+    videos = parse_videos(videos_value, limit=limit - len(images))
+    return images, videos
 
 
 def _attestations(value: object) -> services.Attestations:
@@ -120,6 +131,7 @@ def _receipt_response(
     case: Case,
     event: receipts.ReceiptEvent,
     images: list[DihedralHashes],
+    videos: list[VideoHashes],
     secret: str | None,
     status: int,
     counts: dict[str, int] | None = None,
@@ -134,7 +146,9 @@ def _receipt_response(
         event=event,
         issued_at=timezone.now(),
         scope=case.consent.scope,
-        hashes=[image.hashes[0] for image in images],
+        # A video is named on the receipt by its file's MD5, which the person can recompute.
+        hashes=[image.hashes[0] for image in images]
+        + [video.md5 for video in videos if video.md5 is not None],
     )
     context = {
         "receipt": receipt,
@@ -167,7 +181,7 @@ def register_submit(request: HttpRequest) -> HttpResponse:
     if not isinstance(scope, str) or scope not in SCOPE_LABELS:
         raise RequestRefused(400, "scope_invalid")
     attestations = _attestations(body.get("attestations"))
-    images = _parse_images(body.get("images"))
+    images, videos = _parse_items(body)
     if over_limit(request, "web.register"):
         raise RequestRefused(429, "rate_limited")
     created = services.case_create(
@@ -176,12 +190,14 @@ def register_submit(request: HttpRequest) -> HttpResponse:
         terms_version=codes.TERMS_VERSION,
         language=_language(),
         images=images,
+        videos=videos,
     )
     return _receipt_response(
         request,
         case=created.case,
         event=receipts.ReceiptEvent.REGISTERED,
         images=images,
+        videos=videos,
         secret=created.secret,
         status=201,
     )
@@ -308,9 +324,9 @@ def status_withdraw(request: HttpRequest) -> HttpResponse:
 def status_add_photos(request: HttpRequest) -> HttpResponse:
     """Add photos to an active case from the status page's JSON (hashes and qualities only)."""
     body = _json_body(request)
-    images = _parse_images(body.get("images"))
+    images, videos = _parse_items(body)
     case = _check(request, _credentials(body))
-    added = services.case_add_images(case=case, images=images)
+    added = services.case_add_images(case=case, images=images, videos=videos)
     if not added:
         raise RequestRefused(409, "photos_already_in_case")
     added_originals = {
@@ -319,16 +335,18 @@ def status_add_photos(request: HttpRequest) -> HttpResponse:
             image__in=added, variant=ImageHash.Variant.ORIGINAL
         ).values_list("value", flat=True)
     }
+    added_md5s = {bytes(image.md5) for image in added if image.md5 is not None}
     return _receipt_response(
         request,
         case=case,
         event=receipts.ReceiptEvent.PHOTOS_ADDED,
         images=[image for image in images if image.hashes[0] in added_originals],
+        videos=[video for video in videos if video.md5 in added_md5s],
         secret=None,
         status=201,
         counts={
             "added": len(added),
-            "already": len(images) - len(added),
+            "already": len(images) + len(videos) - len(added),
             "total": case.images.count(),
         },
     )
