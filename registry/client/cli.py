@@ -94,34 +94,29 @@ def _command_hash(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _image_lines(path: str, answer: dict[str, Any], reason: str | None) -> list[str]:
-    if "matches" not in answer or "error" in answer:
-        return [f"{path}\tnot matchable: {reason or answer.get('error', {}).get('message')}"]
-    lines = []
-    for match in answer["matches"]:
-        minor = " minor" if match["minor_depicted"] else ""
-        kind = match.get("kind", derivatives.WHOLE)
-        if kind == derivatives.REGIONS and "regions" in match:
-            kind += f" {match['regions']['matched']}/{match['regions']['of']}"
-        lines.append(
-            f"{path}\tMATCH {match['scope']} {match['status']}{minor} {match['match_id']} {kind}"
+def _match_line(path: str, match: dict[str, Any]) -> str:
+    """``PATH<TAB>MATCH <scope> <status> [minor] <match_id> <kind> ...``, one match."""
+    minor = " minor" if match["minor_depicted"] else ""
+    kind = str(match.get("kind", derivatives.WHOLE))
+    if kind == derivatives.REGIONS and "regions" in match:
+        kind += f" {match['regions']['matched']}/{match['regions']['of']}"
+    if "query_match_percent" in match:
+        kind += (
+            f" {match['query_match_percent']:.1f}% of the upload, "
+            f"{match['registered_match_percent']:.1f}% of the registered video"
         )
-    return lines or [f"{path}\tno match"]
+    if match.get("timestamp") is not None:
+        separator = "," if "query_match_percent" in match else ""
+        kind += f"{separator} at {match['timestamp']:.0f} s"
+    return f"{path}\tMATCH {match['scope']} {match['status']}{minor} {match['match_id']} {kind}"
 
 
-def _video_lines(path: str, answer: dict[str, Any] | None, reason: str | None) -> list[str]:
-    if answer is None or "matches" not in answer:
-        return [f"{path}\tnot matchable: {reason}"]
-    lines = []
-    for match in answer["matches"]:
-        minor = " minor" if match["minor_depicted"] else ""
-        lines.append(
-            f"{path}\tMATCH {match['scope']} {match['status']}{minor} {match['match_id']} "
-            f"{match.get('kind', 'video')} {match['query_match_percent']:.1f}% of the upload, "
-            f"{match['registered_match_percent']:.1f}% of the registered video, "
-            f"at {match['timestamp']:.0f} s"
-        )
-    return lines or [f"{path}\tno match"]
+def _lines(path: str, answer: dict[str, Any] | None, reason: str | None) -> list[str]:
+    """The lines of one file: a line per match, ``no match``, or why it is not matchable."""
+    if answer is None or "matches" not in answer or "error" in answer:
+        error = (answer or {}).get("error", {}).get("message")
+        return [f"{path}\tnot matchable: {reason or error}"]
+    return [_match_line(path, match) for match in answer["matches"]] or [f"{path}\tno match"]
 
 
 def _command_match(arguments: argparse.Namespace) -> int:
@@ -144,12 +139,8 @@ def _command_match(arguments: argparse.Namespace) -> int:
         answers.update(zip(videos, results, strict=True))
     lines: list[str] = []
     for index, path in enumerate(files.paths):
-        if index in files.videos:
-            reason = files.videos[index].unmatchable_reason
-            lines += _video_lines(path, answers.get(index), reason)
-        else:
-            reason = files.images[index].unmatchable_reason
-            lines += _image_lines(path, answers.get(index, {}), reason)
+        hashed = files.videos.get(index) or files.images[index]
+        lines += _lines(path, answers.get(index), hashed.unmatchable_reason)
     print("\n".join(lines))
     return 1 if any("\tMATCH " in line for line in lines) else 0
 

@@ -15,6 +15,8 @@ from registry.codes import TERMS_VERSION
 DEFAULT_URL = "http://127.0.0.1:8000"
 # The registry's limit on one match call's hashes, views included.
 MAX_HASHES_PER_CALL = 1000
+# And on its videos (each of up to 1,801 frames, within the 1 MiB body).
+MAX_VIDEOS_PER_CALL = 5
 
 
 class RegistryError(Exception):
@@ -103,14 +105,17 @@ class Client:
     def match_videos(
         self, videos: Sequence[VideoHashes], *, purpose: str = "publish"
     ) -> list[dict[str, Any]]:
-        """One result per video, in order: ``{"matches": [...]}``, each match of
-        ``"kind": "video"`` with ``query_match_percent``, ``registered_match_percent`` and the
-        ``timestamp`` of the registered frame behind the closest pair (docs/videos.md).
+        """One result per video, in order: ``{"matches": [...]}``. A match of ``"kind":
+        "video"`` is a registered video, by the vPDQ rule, with ``query_match_percent``,
+        ``registered_match_percent`` and the ``timestamp`` of the registered frame behind the
+        closest pair; one of ``"kind": "photo"`` a registered photo seen in a frame of the
+        upload, at ``timestamp`` (docs/videos.md).
 
-        Each video goes in a call of its own: a video's frames may number up to 1,801."""
+        Calls are split so that none carries more than MAX_VIDEOS_PER_CALL videos."""
         results: list[dict[str, Any]] = []
-        for video in videos:
-            body = {"videos": [{"frames": video.frame_list}], "purpose": purpose}
+        for start in range(0, len(videos), MAX_VIDEOS_PER_CALL):
+            batch = videos[start : start + MAX_VIDEOS_PER_CALL]
+            body = {"videos": [{"frames": video.frame_list} for video in batch], "purpose": purpose}
             results.extend(self.post("/api/v1/match", body)["video_results"])
         return results
 

@@ -7,10 +7,12 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,10 +20,12 @@ from typing import Any
 
 import pytest
 
-from registry.client import cli, progress, videos
+from registry.client import Client, RegistryError, cli, progress, videos
 from registry.client import main as rempart
+from registry.matching.follower import Matcher
 from registry.pdq import distance
 from registry.videos import PRUNE_DISTANCE, Frame, parse_frame, prune_frames
+from tests.conftest import PartnerPersona
 from tests.images import write_photo
 from tests.videos import concat, make_video, run_ffmpeg
 
@@ -299,3 +303,82 @@ def test_a_long_video_is_refused_before_anything_is_sent(
 def test_run_ffmpeg_reports_its_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="ffmpeg"):
         run_ffmpeg("-i", str(tmp_path / "absent.mp4"), str(tmp_path / "out.mp4"))
+
+
+@pytest.fixture
+def registered_video(tmp_path: Path) -> Path:
+    return make_video(tmp_path / "registered.mp4", "mandelbrot=size={size}:rate={rate}", seconds=8)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_round_trip_a_video_and_a_photo_registered_matched_withdrawn(
+    live_server: object,
+    tmp_path: Path,
+    registered_video: Path,
+    capsys: pytest.CaptureFixture[str],
+    partner_a: PartnerPersona,
+    match_index: Matcher,
+) -> None:
+    url = str(live_server)
+    photo = write_photo(tmp_path / "photo.jpg", seed=4)
+    # What a platform receives: the video shrunk and re-encoded, or cut; and an unrelated one.
+    copy, clip = tmp_path / "copy.mp4", tmp_path / "clip.mp4"
+    run_ffmpeg("-i", str(registered_video), "-vf", "scale=160:-2", "-crf", "30", str(copy))
+    run_ffmpeg("-ss", "2", "-i", str(registered_video), "-t", "4", str(clip))
+    other = make_video(tmp_path / "other.mp4", "life=size={size}:rate={rate}:seed=3", seconds=6)
+    match_index.start()
+
+    submit = ["--url", url, "submit", str(registered_video), str(photo), "--scope", "intimate"]
+    assert rempart([*submit, "--attest"]) == 0
+    out = capsys.readouterr().out
+    reference = out.split("case reference:")[1].split()[0]
+    secret = out.split("case secret:")[1].split()[0]
+    summary = Client(url).post(
+        "/api/v1/cases/status", {"case_reference": reference, "case_secret": secret}
+    )
+    assert (summary["images"], summary["videos"]) == (2, 1)
+
+    key = partner_a.raw_key
+    files = [str(copy), str(photo), str(other), str(clip)]
+    deadline = time.monotonic() + 5
+    while rempart(["--url", url, "match", *files, "--key", key]) != 1:
+        assert time.monotonic() < deadline, "the new case never became matchable"
+        time.sleep(0.05)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4
+    assert re.fullmatch(
+        rf"{re.escape(str(copy))}\tMATCH intimate active m_\S+ video 100\.0% of the upload, "
+        r"100\.0% of the registered video, at \d+ s",
+        lines[0],
+    ), lines[0]
+    assert lines[1].startswith(f"{photo}\tMATCH intimate active m_")
+    assert lines[2] == f"{other}\tno match"
+    # The clip is half the registered video: all of the clip matches, half of the video.
+    assert re.fullmatch(
+        rf"{re.escape(str(clip))}\tMATCH intimate active m_\S+ video 100\.0% of the upload, "
+        r"50\.0% of the registered video, at [2-5] s",
+        lines[3],
+    ), lines[3]
+
+    Client(url).post("/api/v1/cases/withdraw", {"case_reference": reference, "case_secret": secret})
+    assert rempart(["--url", url, "match", str(copy), str(clip), "--key", key]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{copy}\tno match", f"{clip}\tno match"]
+    match_index.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_registry_refuses_a_video_the_client_would_send_wrong(
+    live_server: object, registered_video: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The registry, not only the client, refuses a flat video: the client's check agrees."""
+    black = make_video(
+        registered_video.with_name("black.mp4"), "color=black:size={size}:rate={rate}", seconds=2
+    )
+    video = videos.hash_video(black)
+    assert video.unmatchable_reason is not None
+    with pytest.raises(RegistryError) as refused:
+        Client(str(live_server)).submit([], videos=[video], scope="intimate")
+    assert refused.value.code == "video_quality_too_low"
+    submit = ["--url", str(live_server), "submit", str(black), "--scope", "intimate", "--attest"]
+    assert rempart(submit) == 2
+    assert "Cannot be protected" in capsys.readouterr().err
