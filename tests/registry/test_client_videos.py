@@ -382,3 +382,17 @@ def test_the_registry_refuses_a_video_the_client_would_send_wrong(
     submit = ["--url", str(live_server), "submit", str(black), "--scope", "intimate", "--attest"]
     assert rempart(submit) == 2
     assert "Cannot be protected" in capsys.readouterr().err
+
+
+def test_the_partner_guides_video_snippet_gives_the_clients_frames(
+    tmp_path: Path, moving: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (ROOT / "docs" / "partners.md").read_text()
+    (snippet,) = [
+        b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "hash_video" in b
+    ]
+    (tmp_path / "upload.mp4").write_bytes(moving.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(snippet, namespace)  # noqa: S102 - the documentation's own example
+    assert namespace["frames"] == videos.hash_video(moving).frame_list
