@@ -6,8 +6,9 @@ bench_matching.py), at its largest size.
 
 The index is ``registry.matching.HashIndex`` built once over ``size`` hashes of a synthetic
 data set (tests/benchmarks/datasets.py), of which ``videos x frames`` are the frames of
-registered videos: each video a random walk (each frame a fixed number of bits from the one
-before, the set bits' count kept for PDQ-shaped hashes), its frames' ids mapped to the video, as
+registered videos: each video a walk whose consecutive frames are about 16 bits apart (for
+PDQ-shaped hashes a walk in the model's own space, so that every frame is PDQ-shaped; for
+uniform ones, 16 bits flipped a frame), its frames' ids mapped to the video, as
 the registry maps frame hashes to their video. Three calls are timed on that one index:
 
 * ``600 hashes``: ``search`` of 600 unrelated hashes, a plain batch (nothing grouped);
@@ -33,7 +34,15 @@ from numpy.typing import NDArray
 
 from registry.matching.index import HashIndex, Matches
 from registry.videos import FRAME_MATCH_DISTANCE, VideoDecision, video_decide_pairs
-from tests.benchmarks.datasets import Hashes, flip_bits, make_dataset
+from tests.benchmarks.datasets import (
+    HASH_BITS,
+    HASH_BYTES,
+    Hashes,
+    PdqShape,
+    coefficients_to_bytes,
+    flip_bits,
+    make_dataset,
+)
 
 QUERY_FRAMES = 600
 # Bits between consecutive frames of a registered video, and bits a re-encoded copy moves.
@@ -46,13 +55,50 @@ def log(message: str) -> None:
 
 
 def random_walk(start: Hashes, frames: int, rng: np.random.Generator, *, keep: bool) -> Hashes:
-    """``frames`` hashes per start hash, each FRAME_STEP bits from the one before."""
+    """``frames`` hashes per start hash, each FRAME_STEP bits from the one before (uniform
+    hashes: a uniform walk stays uniform)."""
     walk = np.empty((start.shape[0], frames, start.shape[1]), np.uint8)
     walk[:, 0] = start
     for frame in range(1, frames):
         step = np.full(start.shape[0], FRAME_STEP, np.int64)
         walk[:, frame] = flip_bits(walk[:, frame - 1], step, rng, keep_weight=keep)
     return walk
+
+
+# A PDQ-shaped frame follows the one before in the model's own space (an AR(1) step of its
+# latent and noise parts, thresholded at the median as PdqShape.sample does), so that every frame
+# stays PDQ-shaped; this correlation puts consecutive frames about 16 bits apart (measured).
+PDQ_FRAME_CORRELATION = 0.978
+
+
+def pdq_walk(videos: int, frames: int, rng: np.random.Generator) -> Hashes:
+    """``videos`` walks of ``frames`` PDQ-shaped hashes (datasets.PdqShape)."""
+    shape = PdqShape.create()
+    rank = shape.loadings.shape[0]
+    fresh = np.float32(np.sqrt(1 - PDQ_FRAME_CORRELATION**2))
+    latent = rng.standard_normal((videos, rank), dtype=np.float32)
+    noise = rng.standard_normal((videos, HASH_BITS), dtype=np.float32)
+    walk = np.empty((videos, frames, HASH_BYTES), np.uint8)
+    for frame in range(frames):
+        if frame:
+            latent = PDQ_FRAME_CORRELATION * latent + fresh * rng.standard_normal(
+                latent.shape, dtype=np.float32
+            )
+            noise = PDQ_FRAME_CORRELATION * noise + fresh * rng.standard_normal(
+                noise.shape, dtype=np.float32
+            )
+        values = noise * np.float32(shape.noise) + shape.bias + latent @ shape.loadings
+        median = np.partition(values, 127, axis=1)[:, 127:128]
+        walk[:, frame] = coefficients_to_bytes(values > median)
+    return walk
+
+
+def video_walks(kind: str, videos: int, frames: int, rng: np.random.Generator) -> Hashes:
+    """Registered (or unrelated) videos' frames, drawn like the data set's hashes."""
+    if kind == "pdq":
+        return pdq_walk(videos, frames, rng)
+    start = rng.integers(0, 256, size=(videos, HASH_BYTES), dtype=np.uint8)
+    return random_walk(start, frames, rng, keep=False)
 
 
 @dataclass
@@ -96,11 +142,7 @@ class VideoIndex:
 def build(kind: str, size: int, videos: int, frames: int, seed: int) -> VideoIndex:
     rng = np.random.default_rng(seed)
     data = make_dataset(kind, size, 0, seed=size)
-    keep = kind == "pdq"
-    starts = data.hashes[rng.choice(size, videos, replace=False)]
-    walks = random_walk(
-        flip_bits(starts, np.full(videos, 64), rng, keep_weight=keep), frames, rng, keep=keep
-    )
+    walks = video_walks(kind, videos, frames, rng)
     photos = size - videos * frames
     first = int(data.ids[:photos].max()) + 1
     ids = np.concatenate([data.ids[:photos], first + np.arange(videos * frames, dtype=np.int64)])
@@ -170,8 +212,7 @@ def run(kind: str, size: int, *, videos: int, repeats: int, seed: int = 16) -> l
     copy = flip_bits(
         video.walks[videos // 2], np.full(QUERY_FRAMES, REENCODE_BITS), rng, keep_weight=keep
     )
-    fresh = make_dataset(kind, QUERY_FRAMES + 1, 0, seed=seed + 2).hashes
-    unrelated_video = random_walk(fresh[:1], QUERY_FRAMES, rng, keep=keep)[0]
+    unrelated_video = video_walks(kind, 1, QUERY_FRAMES, rng)[0]
     plain = make_dataset(kind, QUERY_FRAMES, 0, seed=seed + 3).hashes
     video.index.search(plain[:8])  # warm the kernels
     rows = []
@@ -191,8 +232,9 @@ def run(kind: str, size: int, *, videos: int, repeats: int, seed: int = 16) -> l
 def table(rows: Sequence[VideoRow], videos: int) -> list[str]:
     return [
         f"### A {QUERY_FRAMES}-frame video against the index\n",
-        f"- {videos:,} registered videos of {QUERY_FRAMES} frames in the index (random walks, "
-        f"{FRAME_STEP} bits a frame), the rest single hashes; the copy moves each frame "
+        f"- {videos:,} registered videos of {QUERY_FRAMES} frames in the index (walks drawn like "
+        f"the data set, about {FRAME_STEP} bits a frame), the rest single hashes; the copy moves "
+        "each frame "
         f"{REENCODE_BITS} bits; one call each, both cores, best of the repeats",
         "",
         HEADER,

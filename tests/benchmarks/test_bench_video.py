@@ -31,3 +31,12 @@ def test_a_registered_video_walks_a_few_bits_a_frame() -> None:
     for video in walk:
         steps = [distance(a.tobytes(), b.tobytes()) for a, b in itertools.pairwise(video)]
         assert steps == [bench_video.FRAME_STEP] * 4
+
+
+def test_a_pdq_shaped_video_keeps_128_bits_set_and_walks_about_16_a_frame() -> None:
+    walk = bench_video.pdq_walk(20, 6, np.random.default_rng(2))
+    assert (np.unpackbits(walk, axis=2).sum(axis=2) == 128).all()
+    steps = [
+        distance(a.tobytes(), b.tobytes()) for video in walk for a, b in itertools.pairwise(video)
+    ]
+    assert 12 <= np.mean(steps) <= 20
