@@ -107,9 +107,9 @@ def withdrawn_hashes_purge(*, now: dt.datetime | None = None) -> int:
         kind=RegisteredImage.Kind.VIDEO,
         status=RegisteredImage.Status.WITHDRAWN,
         md5__isnull=False,
-        pk__in=Change.objects.filter(
-            kind=Change.Kind.WITHDRAWN, created_at__lt=horizon
-        ).values("image_id"),
+        pk__in=Change.objects.filter(kind=Change.Kind.WITHDRAWN, created_at__lt=horizon).values(
+            "image_id"
+        ),
     ).update(md5=None)
     return deleted
 
