@@ -412,10 +412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             gc.collect()
     video_kinds = [kind for kind in kinds if kind != "real"]
     video_rows: list[bench_video.VideoRow] = []
+    videos = bench_video.videos_for(max(sizes))
     if not args.no_video and video_kinds:
         for kind in video_kinds:
             log(f"video rows, {kind} {max(sizes):,}")
-            video_rows += bench_video.run(kind, max(sizes), videos=1000, repeats=5)
+            video_rows += bench_video.run(kind, max(sizes), videos=videos, repeats=5)
     print("## HashIndex benchmark\n")
     print("\n".join(machine()))
     print(
@@ -453,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"- total run time {time.perf_counter() - started:.0f} s\n")
     print("\n".join(table(rows)))
     if video_rows:
-        print("\n" + "\n".join(bench_video.table(video_rows, 1000)))
+        print("\n" + "\n".join(bench_video.table(video_rows, videos)))
     for n, measured in stats.items():
         print(f"\n### Bit statistics of the data sets at {n:,} hashes\n")
         print("\n".join(stats_table(measured)))

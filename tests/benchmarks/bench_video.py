@@ -139,6 +139,12 @@ class VideoIndex:
         return decisions
 
 
+def videos_for(size: int, wanted: int = 1000) -> int:
+    """Registered videos for an index of ``size`` hashes: ``wanted``, but their frames at most a
+    tenth of the index (at least one video)."""
+    return max(1, min(wanted, size // (10 * QUERY_FRAMES)))
+
+
 def build(kind: str, size: int, videos: int, frames: int, seed: int) -> VideoIndex:
     rng = np.random.default_rng(seed)
     data = make_dataset(kind, size, 0, seed=size)
@@ -251,9 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     arguments = parser.parse_args(argv)
     rows: list[VideoRow] = []
+    videos = videos_for(arguments.size, arguments.videos)
     for kind in [k for k in arguments.datasets.split(",") if k]:
-        rows += run(kind, arguments.size, videos=arguments.videos, repeats=arguments.repeats)
-    print("\n".join(table(rows, arguments.videos)))
+        rows += run(kind, arguments.size, videos=videos, repeats=arguments.repeats)
+    print("\n".join(table(rows, videos)))
     return 0
 
 
