@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from registry.models import Case, ConsentRecord
 from registry.pdq import DIHEDRAL_VARIANTS, HASH_BITS, DihedralHashes
 from registry.services.cases import Attestations, case_create
+from registry.videos import Frame, VideoHashes
 
 _rng = random.Random(20261124)
 
@@ -50,6 +51,19 @@ def random_dihedral(rng: random.Random = _rng, quality: int = 90) -> DihedralHas
     )
 
 
+def random_video(rng: random.Random = _rng, *, frames: int = 5) -> VideoHashes:
+    """A video as registry.videos.parse_video returns it: ``frames`` distinct frames of quality
+    90, one a second, and a random file MD5."""
+    return VideoHashes(
+        frames=tuple(
+            Frame(value=random_hash(rng), quality=90 - second % 3, timestamp=float(second))
+            for second in range(frames)
+        ),
+        md5=rng.randbytes(16),
+        duration=float(frames),
+    )
+
+
 def dihedral_payload(image: DihedralHashes) -> dict[str, object]:
     """The JSON shape of one image as the web form and the API send it."""
     return {"hashes": [value.hex() for value in image.hashes], "quality": image.quality}
@@ -84,6 +98,7 @@ class RegisteredCase:
     case: Case
     secret: str
     images: list[DihedralHashes]
+    videos: list[VideoHashes] = field(default_factory=list)
 
 
 def register_case(
@@ -91,9 +106,12 @@ def register_case(
     images: int = 2,
     scope: str = ConsentRecord.Scope.INTIMATE,
     minor_depicted: bool = False,
+    videos: int = 0,
 ) -> RegisteredCase:
-    """A case opened through case_create, as a person would, with its secret."""
+    """A case opened through case_create, as a person would, with its secret (``videos``
+    random videos after the photos)."""
     hashes = [random_dihedral() for _ in range(images)]
+    clips = [random_video() for _ in range(videos)]
     created = case_create(
         scope=scope,
         attestations=Attestations(
@@ -102,5 +120,6 @@ def register_case(
         terms_version="2026-11",
         language="en",
         images=hashes,
+        videos=clips,
     )
-    return RegisteredCase(case=created.case, secret=created.secret, images=hashes)
+    return RegisteredCase(case=created.case, secret=created.secret, images=hashes, videos=clips)

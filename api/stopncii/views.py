@@ -12,6 +12,7 @@ at the registry unchanged: the partner's key goes in ``Ocp-Apim-Subscription-Key
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
@@ -65,8 +66,13 @@ class StopNCIIFetchHashesApi(StopNCIIApi):
 
     class RecordSerializer(serializers.Serializer[Any]):
         lastModtimestamp = serializers.IntegerField()  # noqa: N815
-        signalType = serializers.CharField()  # noqa: N815
-        hashValue = serializers.CharField(help_text="64 hexadecimal digits (PDQ).")  # noqa: N815
+        signalType = serializers.ChoiceField(  # noqa: N815
+            choices=[wire.SIGNAL_TYPE_PDQ, wire.SIGNAL_TYPE_VIDEO_MD5],
+            help_text="ImagePDQ for a photo's hash, VideoMD5 for a video (its file's MD5).",
+        )
+        hashValue = serializers.CharField(  # noqa: N815
+            help_text="ImagePDQ: 64 hexadecimal digits; VideoMD5: 32, lower case."
+        )
         hashStatus = serializers.ChoiceField(  # noqa: N815
             choices=[wire.STATUS_ACTIVE, wire.STATUS_WITHDRAWN]
         )
@@ -144,8 +150,9 @@ _TAGS = serializers.ListField(
 class StopNCIISubmitFeedbackApi(StopNCIIApi):
     """StopNCII ``SubmitFeedback``: verdicts on hashes this partner received (scope feedback).
 
-    A hash names every image holding it whose hashes were served to this partner; values that
-    carry no verdict, and hashes never served to it, are counted as ignored.
+    A hash names every image holding it whose hashes were served to this partner (a video's MD5,
+    every video whose file has it); values that carry no verdict, and hashes never served to it,
+    are counted as ignored.
     """
 
     permission_classes = [require_scope(PartnerKey.Scope.FEEDBACK)]
@@ -192,7 +199,14 @@ class StopNCIISubmitFeedbackApi(StopNCIIApi):
         return Response({"count": recorded, "recorded": recorded, "ignored": ignored})
 
 
+_MD5_TEXT = re.compile(r"[0-9A-Fa-f]{32}")
+
+
 def _disclosed_images(partner_id: int, text: str) -> list[int]:
+    """The images disclosed to the partner that hold ``text``: a PDQ hash (64 hexadecimal
+    digits) or a video's MD5 (32: StopNCII's feedback names no signal type, the length does)."""
+    if _MD5_TEXT.fullmatch(text):
+        return images_disclosed_with_hash(partner_id=partner_id, value=bytes.fromhex(text))
     try:
         value = parse_hash(text)
     except InvalidHash:

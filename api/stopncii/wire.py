@@ -16,14 +16,17 @@ from api.cursors import cursor_encode
 from registry.match_ids import match_id_encode
 from registry.models import Feedback
 from registry.pdq import format_hash
-from registry.selectors.feeds import FeedPage, HashRecord
+from registry.selectors.feeds import SIGNAL_MD5, FeedPage, HashRecord
 
 SIGNAL_TYPE_PDQ = "ImagePDQ"
+# A video travels as the MD5 of its file, the only video signal StopNCII's partners know.
+SIGNAL_TYPE_VIDEO_MD5 = "VideoMD5"
 # The client sends str() of its enum member rather than its value; both are accepted.
 ACCEPTED_SIGNAL_TYPES = frozenset({SIGNAL_TYPE_PDQ, "StopNCIISignalType.ImagePDQ"})
 STATUS_ACTIVE = "Active"
 STATUS_WITHDRAWN = "Withdrawn"
-# Each image holds 8 hashes, one record each: a page reads pageSize / 8 changes.
+# Each photo holds 8 hashes, one record each: a page reads pageSize / 8 changes (a video is
+# one record, its MD5, so a page with videos holds fewer records).
 RECORDS_PER_IMAGE = 8
 DEFAULT_PAGE_SIZE = 800
 MAX_PAGE_SIZE = 1000
@@ -70,10 +73,11 @@ def hash_record(record: HashRecord, *, partner_id: int) -> dict[str, Any]:
             for image_id in record.withdrawn_image_ids
         }
     )
+    is_md5 = record.signal == SIGNAL_MD5
     return {
         "lastModtimestamp": unix_seconds(record.changed_at),
-        "signalType": SIGNAL_TYPE_PDQ,
-        "hashValue": format_hash(record.value),
+        "signalType": SIGNAL_TYPE_VIDEO_MD5 if is_md5 else SIGNAL_TYPE_PDQ,
+        "hashValue": record.value.hex() if is_md5 else format_hash(record.value),
         "hashStatus": STATUS_ACTIVE if record.active_image_ids else STATUS_WITHDRAWN,
         "caseNumbers": cases,
         "CSPFeedbacks": [],

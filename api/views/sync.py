@@ -37,7 +37,7 @@ from api.throttling import PartnerSyncThrottle
 from registry.dbrouting import replica_reads
 from registry.derivatives import DERIVED_VIEW_KINDS, REFRAMED, REGIONS, WHOLE
 from registry.match_ids import match_id_encode
-from registry.models import PartnerKey
+from registry.models import PartnerKey, RegisteredImage
 from registry.pdq import format_hash
 from registry.selectors.changes import change_created_at_or_before
 from registry.selectors.feeds import (
@@ -94,6 +94,11 @@ class HashChangesApi(APIView):
         )
         hash = serializers.CharField(help_text="64 hexadecimal digits (PDQ).")
 
+    class FeedFrameSerializer(serializers.Serializer[Any]):
+        hash = serializers.CharField(help_text="64 hexadecimal digits (the frame's PDQ hash).")
+        quality = serializers.IntegerField(help_text="The frame's PDQ quality, 50 to 100.")
+        timestamp = serializers.FloatField(help_text="The frame's time in the video, seconds.")
+
     class EntrySerializer(serializers.Serializer[Any]):
         id = serializers.CharField(help_text="The image's opaque id, the match_id of /match.")
         kind = serializers.ChoiceField(choices=["added", "withdrawn"])
@@ -101,10 +106,30 @@ class HashChangesApi(APIView):
         scope = serializers.ChoiceField(choices=["intimate", "no_sexual_edit"])
         minor_depicted = serializers.BooleanField()
         changed_at = serializers.DateTimeField()
+        media = serializers.ChoiceField(
+            choices=["video"],
+            required=False,
+            help_text="video for a video (additions and tombstones); absent for a photo.",
+        )
         hashes = serializers.ListField(
             child=serializers.DictField(),
             required=False,
-            help_text="Additions only: the 8 dihedral hashes, then the derived views.",
+            help_text=(
+                "Additions only: a photo's 8 dihedral hashes, then its derived views; empty for a"
+                " video."
+            ),
+        )
+        frames = serializers.ListField(
+            child=serializers.DictField(),
+            required=False,
+            help_text=(
+                "Video additions only: its vPDQ frames (quality 50 or more, each hash once), in"
+                " time order (docs/videos.md)."
+            ),
+        )
+        md5 = serializers.CharField(
+            required=False,
+            help_text="Video additions only: the MD5 of the video's file, 32 hexadecimal digits.",
         )
 
     class OutputSerializer(serializers.Serializer[Any]):
@@ -113,6 +138,7 @@ class HashChangesApi(APIView):
         has_more = serializers.BooleanField()
 
     EntrySerializer._declared_fields["hashes"] = HashSerializer(many=True, required=False)
+    EntrySerializer._declared_fields["frames"] = FeedFrameSerializer(many=True, required=False)
     OutputSerializer._declared_fields["entries"] = EntrySerializer(many=True)
 
     @extend_schema(
@@ -148,6 +174,8 @@ class HashChangesApi(APIView):
                 "minor_depicted": entry.minor_depicted,
                 "changed_at": entry.changed_at.isoformat(),
             }
+            if entry.media == RegisteredImage.Kind.VIDEO:
+                item["media"] = RegisteredImage.Kind.VIDEO
             if entry.kind == "added":
                 item["hashes"] = [
                     {
@@ -157,6 +185,16 @@ class HashChangesApi(APIView):
                     }
                     for variant, value in entry.hashes
                 ]
+                if entry.media == RegisteredImage.Kind.VIDEO:
+                    item["frames"] = [
+                        {
+                            "hash": format_hash(frame.value),
+                            "quality": frame.quality,
+                            "timestamp": frame.timestamp,
+                        }
+                        for frame in entry.frames
+                    ]
+                    item["md5"] = (entry.md5 or b"").hex()
             entries.append(item)
         next_id = page.last_change_id if page.last_change_id is not None else after_id
         return no_store(

@@ -170,8 +170,12 @@ class RegisteredImage(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(quality__lte=100), name="image_quality_range"),
             models.CheckConstraint(
+                # A withdrawn video loses its MD5 with its frames (registry.services.retention).
                 condition=Q(kind="photo", md5__isnull=True, duration__isnull=True)
-                | Q(kind="video", md5__isnull=False, duration__isnull=False),
+                | (
+                    Q(kind="video", duration__isnull=False)
+                    & (Q(md5__isnull=False) | Q(status="withdrawn"))
+                ),
                 name="image_video_has_md5_and_duration",
             ),
             models.CheckConstraint(

@@ -97,9 +97,20 @@ def withdrawn_hashes_purge(*, now: dt.datetime | None = None) -> int:
     Returns how many hash values (ImageHash rows, 8 an image) were deleted. The images, their
     changes and the audit record stay (see the module doc).
     """
-    deleted = delete_in_batches(withdrawn_hashes_expired(now=now or timezone.now()))
+    moment = now or timezone.now()
+    deleted = delete_in_batches(withdrawn_hashes_expired(now=moment))
     if deleted:
         logger.info("retention: %d hash value(s) of withdrawn images deleted", deleted)
+    # A withdrawn video's file MD5 goes with its frames: it is a hash of the file too.
+    horizon = moment - dt.timedelta(days=settings.TOMBSTONE_RETENTION_DAYS)
+    RegisteredImage.objects.filter(
+        kind=RegisteredImage.Kind.VIDEO,
+        status=RegisteredImage.Status.WITHDRAWN,
+        md5__isnull=False,
+        pk__in=Change.objects.filter(kind=Change.Kind.WITHDRAWN, created_at__lt=horizon).values(
+            "image_id"
+        ),
+    ).update(md5=None)
     return deleted
 
 

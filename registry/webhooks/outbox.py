@@ -24,7 +24,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from registry.match_ids import match_id_encode
-from registry.models import Change, Partner, WebhookDelivery
+from registry.models import Change, Partner, RegisteredImage, WebhookDelivery
 from registry.webhooks.sender import deliver
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ def _derive_for_partner(partner: Partner) -> list[WebhookDelivery]:
             "scope": change.image.scope,
             "minor_depicted": change.image.minor_depicted,
         }
+        if change.image.kind == RegisteredImage.Kind.VIDEO:
+            # A photo's event is unchanged; a video's says so. Neither carries a hash.
+            data["media"] = RegisteredImage.Kind.VIDEO
         if change.kind == Change.Kind.SUSPENDED:
             data["reason"] = "suspended"
         rows.append(
