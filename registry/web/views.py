@@ -68,7 +68,7 @@ def _picker_context() -> dict[str, Any]:
         "min_quality": MIN_QUALITY,
         # The videos' limits (registry.videos), which the page checks before sending anything.
         "max_video_seconds": MAX_VIDEO_SECONDS,
-        "max_video_minutes": MAX_VIDEO_SECONDS // 60,
+        "max_video_minutes": int(MAX_VIDEO_SECONDS // 60),
         "max_video_frames_per_case": settings.REGISTRY_MAX_VIDEO_FRAMES_PER_CASE,
         "video_min_quality": FRAME_QUALITY_MIN,
     }

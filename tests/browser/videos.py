@@ -51,7 +51,7 @@ VP9 = (
 # An H.264 MP4 at 25 fps with a 3-second still end; a VP9 WebM at 30 fps; an H.264 MP4 at
 # 30000/1001 fps (the frame step rounds down to 29, as vPDQ takes it), tagged BT.709 as phones
 # tag their videos (Chromium honours the tag, vpdq converts as BT.601 whatever the tag), and
-# opening on 4 seconds of smooth gradients too plain to be compared (quality under 50).
+# opening on 4 seconds of one flat picture, too plain to be compared (quality 0).
 SCENES = TestVideo(
     name="scenes.mp4",
     scenes=(("testsrc2", 5.0), ("mandelbrot", 5.0)),
@@ -62,9 +62,9 @@ SCENES = TestVideo(
 LIFE = TestVideo(
     name="life.webm",
     scenes=(
-        ("life=mold=10:ratio=0.5:death_color=#202020:life_color=#e0e0a0", 5.0),
-        ("cellauto=rule=110", 4.0),
-        ("sierpinski", 3.0),
+        ("life=mold=10:ratio=0.5:seed=3:death_color=#202020:life_color=#e0e0a0", 5.0),
+        ("cellauto=rule=110:random_seed=5", 4.0),
+        ("sierpinski=seed=1", 3.0),
     ),
     rate="30",
     codec=VP9,
@@ -72,8 +72,8 @@ LIFE = TestVideo(
 NTSC = TestVideo(
     name="ntsc.mp4",
     scenes=(
-        ("gradients=speed=0.05:nb_colors=5:seed=7", 4.0),
-        ("cellauto=rule=30", 4.0),
+        ("color=c=0x202830", 4.0),
+        ("cellauto=rule=30:random_seed=9", 4.0),
         ("testsrc", 4.0),
     ),
     rate="30000/1001",
