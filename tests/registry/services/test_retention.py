@@ -45,6 +45,7 @@ from registry.services.retention import (
     partner_records_purge,
     registry_records_purge,
     withdrawn_hashes_purge,
+    withdrawn_video_md5s_purge,
 )
 from registry.webhooks import outbox
 from tests.conftest import PartnerPersona
@@ -111,6 +112,42 @@ def _evidence() -> tuple[Any, ...]:
     )
 
 
+def test_a_withdrawn_videos_frames_and_md5_go_once_its_tombstone_expires(
+    start: dt.datetime, travel: Any, partner_a: PartnerPersona
+) -> None:
+    kept = register_case(images=0, videos=1)
+    withdrawn = register_case(images=1, videos=1)
+    Client().get(
+        "/v1/FetchHashes",
+        headers={"Ocp-Apim-Subscription-Key": partner_a.raw_key, "x-functions-key": "f"},
+    )
+    case_withdraw(case=withdrawn.case)
+    retention = dt.timedelta(days=settings.TOMBSTONE_RETENTION_DAYS)
+    frames = len(withdrawn.videos[0].frames)
+
+    travel(start + retention - HOUR)
+    assert registry_records_purge() == {"withdrawn_hashes": 0, "withdrawn_video_md5s": 0}
+
+    travel(start + retention + HOUR)
+    assert registry_records_purge() == {"withdrawn_hashes": 8 + frames, "withdrawn_video_md5s": 1}
+    assert withdrawn_video_md5s_purge() == 0  # a second run deletes nothing more
+    video = RegisteredImage.objects.get(case=withdrawn.case, kind=RegisteredImage.Kind.VIDEO)
+    assert video.md5 is None
+    assert video.duration == withdrawn.videos[0].duration  # the row stays, with no hash
+    assert RegisteredImage.objects.get(case=kept.case).md5 == kept.videos[0].md5
+    assert _hash_counts(kept, withdrawn) == [len(kept.videos[0].frames), 0]
+    # From the start, the StopNCII feed (which had served the MD5) has nothing of it to say.
+    body = (
+        Client()
+        .get(
+            "/v1/FetchHashes",
+            headers={"Ocp-Apim-Subscription-Key": partner_a.raw_key, "x-functions-key": "f"},
+        )
+        .json()
+    )
+    assert (withdrawn.videos[0].md5 or b"").hex() not in json.dumps(body)
+
+
 def test_a_withdrawn_images_hashes_go_once_its_tombstone_expires_and_nothing_else(
     start: dt.datetime, travel: Any
 ) -> None:
@@ -132,7 +169,7 @@ def test_a_withdrawn_images_hashes_go_once_its_tombstone_expires_and_nothing_els
     assert withdrawn_hashes_purge() == 0  # a second run deletes nothing more
 
     travel(start + 30 * DAY + retention + HOUR)
-    assert registry_records_purge() == {"withdrawn_hashes": 8}
+    assert registry_records_purge() == {"withdrawn_hashes": 8, "withdrawn_video_md5s": 0}
     assert _hash_counts(kept, withdrawn, later) == [8, 0, 0]
 
     assert _evidence() == evidence
