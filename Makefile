@@ -88,17 +88,19 @@ format: install ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install system-deps video ## Benchmark the match index against faiss and brute force; prints a table
+bench: install system-deps video ## Benchmark the match index against faiss and brute force, and a 600-frame video; prints tables
 	$(PY) -m pip install --quiet -c deploy/requirements.lock -e '.[bench]'
 	$(PY) -m tests.benchmarks.bench_matching $(BENCH_ARGS)
 
 bench-db: install ## Benchmark start-up load from PostgreSQL, key checks and hash_match at 10M hashes
 	$(PY) -m tests.benchmarks.bench_service $(BENCH_ARGS)
 
-# The derived-view half downloads its real photos once into .data/photos (tests/photos.py).
-limits: install system-deps video ## Measure what PDQ and its derived views catch and falsely match (docs/limits.md)
+# The derived-view half downloads its real photos once into .data/photos (tests/photos.py), and
+# the video half the sample videos of the same packages.
+limits: install system-deps video ## Measure what PDQ, its derived views and vPDQ (videos) catch and falsely match (docs/limits.md)
 	$(PY) -m tests.benchmarks.pdq_limits $(PDQ_LIMITS_ARGS)
 	$(PY) -m tests.benchmarks.derivative_limits $(LIMITS_ARGS)
+	$(PY) -m tests.benchmarks.video_limits $(VIDEO_LIMITS_ARGS)
 
 # The load test creates, then drops, its own database on this server and empties this Redis db.
 LOADTEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/13)

@@ -295,13 +295,15 @@ X_FRAME_OPTIONS = "DENY"
 # Request bodies carry hashes only: a large body is a mistake or an attack.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1_048_576, minimum=65_536)
 # A strict Content-Security-Policy on every page: nothing from another origin, no inline script.
-# Photos are read in the browser as blobs and hashed in a Web Worker served from here.
+# Photos and videos are read in the browser as blobs and hashed in Web Workers served from here.
 CONTENT_SECURITY_POLICY: dict[str, Any] = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
         "img-src": ["'self'", "blob:", "data:"],
+        # A video is decoded by the page's own <video> element from a blob: URL of the file.
+        "media-src": ["'self'", "blob:"],
         "worker-src": ["'self'"],
         "connect-src": ["'self'"],
         "font-src": ["'self'"],

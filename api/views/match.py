@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -348,12 +349,9 @@ class MatchApi(APIView):
             # The call that opens an alert is not answered: what it asked stays unknown.
             raise RateLimited(retry_after=60, details={"reason": "probing_alert"})
         if video_results is not None:
-            firsts = _first_frames(videos or [])
-            watched = [index for index, first in enumerate(firsts) if first]
-            if watched and probing.match_observe(
-                key=principal.key,
-                hashes=[firsts[index] for index in watched],
-                results=[video_results[index] for index in watched],
+            identities, frames = _watched_videos(videos or [])
+            if probing.match_observe(
+                key=principal.key, hashes=identities, results=video_results, views=frames
             ):
                 raise RateLimited(retry_after=60, details={"reason": "probing_alert"})
         partner_id = principal.partner.pk
@@ -374,14 +372,18 @@ class MatchApi(APIView):
         return Response(answer)
 
 
-def _first_frames(videos: list[list[Frame]]) -> list[bytes]:
-    """What the probing watch sees of each query video: its first frame worth comparing (a
-    video of one frame asks what a hash asks); a video with none is watched as nothing."""
-    firsts: list[bytes] = []
-    for frames in videos:
-        kept = matchable_frames(frames)
-        firsts.append(kept[0].value if kept else b"")
-    return firsts
+def _watched_videos(videos: list[list[Frame]]) -> tuple[list[bytes], list[dict[str, bytes]]]:
+    """What the probing watch sees of the query videos: each video is one upload whose frames
+    are its views (so a video's own frames are never close pairs of each other, while frames
+    close to other calls' queries are), named by a digest of its whole frame list (so that a
+    prober changing any frame asks a new question about the image it matches)."""
+    identities: list[bytes] = []
+    frames: list[dict[str, bytes]] = []
+    for video in videos:
+        values = [frame.value for frame in matchable_frames(video)]
+        identities.append(hashlib.sha256(b"".join(values)).digest())
+        frames.append({str(index): value for index, value in enumerate(values)})
+    return identities, frames
 
 
 def _match_answer(match: ImageMatch, partner_id: int) -> dict[str, Any]:

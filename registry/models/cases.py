@@ -169,11 +169,13 @@ class RegisteredImage(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(quality__lte=100), name="image_quality_range"),
-            # Retention deletes a withdrawn video's MD5 with its frames (services.retention).
             models.CheckConstraint(
+                # A withdrawn video loses its MD5 with its frames (registry.services.retention).
                 condition=Q(kind="photo", md5__isnull=True, duration__isnull=True)
-                | Q(kind="video", md5__isnull=False, duration__isnull=False)
-                | Q(kind="video", status="withdrawn", md5__isnull=True, duration__isnull=False),
+                | (
+                    Q(kind="video", duration__isnull=False)
+                    & (Q(md5__isnull=False) | Q(status="withdrawn"))
+                ),
                 name="image_video_has_md5_and_duration",
             ),
             models.CheckConstraint(

@@ -200,8 +200,8 @@ def _case_insert(
         details={
             "scope": scope,
             "images": len(images),
-            "videos": len(videos),
             "minor_depicted": attestations.minor_depicted,
+            **({"videos": len(videos)} if videos else {}),
         },
     )
     changes_append(image_ids=image_ids, kind=Change.Kind.ADDED)
@@ -258,7 +258,7 @@ def case_add_images(
             action=AuditEvent.Action.CASE_IMAGES_ADDED,
             actor="person",
             subject=f"case:{locked.reference}",
-            details={"images": len(images), "videos": len(videos)},
+            details={"images": len(images), **({"videos": len(videos)} if videos else {})},
         )
         changes_append(image_ids=image_ids, kind=Change.Kind.ADDED)
     logger.info("case images added: %d, videos: %d", len(images), len(videos))

@@ -97,37 +97,20 @@ def withdrawn_hashes_purge(*, now: dt.datetime | None = None) -> int:
     Returns how many hash values (ImageHash rows, 8 an image) were deleted. The images, their
     changes and the audit record stay (see the module doc).
     """
-    deleted = delete_in_batches(withdrawn_hashes_expired(now=now or timezone.now()))
+    moment = now or timezone.now()
+    deleted = delete_in_batches(withdrawn_hashes_expired(now=moment))
     if deleted:
         logger.info("retention: %d hash value(s) of withdrawn images deleted", deleted)
-    return deleted
-
-
-def withdrawn_video_md5s_purge(*, now: dt.datetime | None = None) -> int:
-    """Delete the file MD5 of videos withdrawn more than TOMBSTONE_RETENTION_DAYS ago, as their
-    frames go with withdrawn_hashes_purge: an MD5 is a hash value too (the StopNCII feed's
-    VideoMD5 signal). Returns how many were deleted; the video rows stay, as a photo's do."""
-    horizon = (now or timezone.now()) - dt.timedelta(days=settings.TOMBSTONE_RETENTION_DAYS)
-    expired_images = Change.objects.filter(
-        kind=Change.Kind.WITHDRAWN, created_at__lt=horizon
-    ).values("image_id")
-    expired = RegisteredImage.objects.filter(
+    # A withdrawn video's file MD5 goes with its frames: it is a hash of the file too.
+    horizon = moment - dt.timedelta(days=settings.TOMBSTONE_RETENTION_DAYS)
+    RegisteredImage.objects.filter(
         kind=RegisteredImage.Kind.VIDEO,
         status=RegisteredImage.Status.WITHDRAWN,
         md5__isnull=False,
-        pk__in=expired_images,
-    )
-    deleted = 0
-    for _ in range(MAX_BATCHES):
-        ids = list(expired.order_by().values_list("pk", flat=True)[:BATCH])
-        if not ids:
-            break
-        with transaction.atomic():
-            deleted += RegisteredImage.objects.filter(pk__in=ids).update(md5=None)
-        if len(ids) < BATCH:
-            break
-    if deleted:
-        logger.info("retention: %d MD5(s) of withdrawn videos deleted", deleted)
+        pk__in=Change.objects.filter(kind=Change.Kind.WITHDRAWN, created_at__lt=horizon).values(
+            "image_id"
+        ),
+    ).update(md5=None)
     return deleted
 
 
@@ -140,9 +123,8 @@ def expired_sessions_purge() -> None:
 def registry_records_purge(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Every retention job of the registry's own records; what each deleted, by name."""
     hashes = withdrawn_hashes_purge(now=now)
-    md5s = withdrawn_video_md5s_purge(now=now)
     expired_sessions_purge()
-    return {"withdrawn_hashes": hashes, "withdrawn_video_md5s": md5s}
+    return {"withdrawn_hashes": hashes}
 
 
 def idempotency_records_purge(*, now: dt.datetime) -> int:

@@ -31,7 +31,7 @@ from registry.jsonsafe import JsonMalformed, JsonTooDeep, json_loads_bounded
 from registry.models import Case, ConsentRecord, ImageHash
 from registry.pdq import MIN_QUALITY, DihedralHashes, parse_images
 from registry.ratelimits import client_digest, over_limit
-from registry.videos import MAX_VIDEO_SECONDS, VideoHashes, parse_videos
+from registry.videos import FRAME_QUALITY_MIN, MAX_VIDEO_SECONDS, VideoHashes, parse_videos
 from registry.web import receipt_pages, withdrawal
 from registry.web.errors import error_message, json_error, json_errors
 from registry.web.help import help_resources, platforms_named
@@ -68,7 +68,9 @@ def _picker_context() -> dict[str, Any]:
         "min_quality": MIN_QUALITY,
         # The videos' limits (registry.videos), which the page checks before sending anything.
         "max_video_seconds": MAX_VIDEO_SECONDS,
+        "max_video_minutes": MAX_VIDEO_SECONDS // 60,
         "max_video_frames_per_case": settings.REGISTRY_MAX_VIDEO_FRAMES_PER_CASE,
+        "video_min_quality": FRAME_QUALITY_MIN,
     }
 
 

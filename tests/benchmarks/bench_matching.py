@@ -20,6 +20,11 @@ For each data set and size, side by side in one process:
 * ``numpy brute force``: XOR and ``np.bitwise_count`` over every stored hash, timed on a few
   queries only (``--brute-queries``, fewer at larger sizes), its throughput extrapolated from them.
 
+After them, at the largest size of each synthetic set, the video rows (tests/benchmarks/
+bench_video.py): a 600-frame video searched and grouped into vPDQ decisions, beside a plain
+batch of 600 hashes, on an index holding registered videos' frames (``--no-video`` leaves them
+out).
+
 Recall and false positives are against the exact answer for every query, computed by a separate
 exhaustive scan in this file (a numba kernel, checked against the numpy brute force on the
 queries that it runs). Queries: half near-duplicates (0 to 31 bits) of stored hashes, half
@@ -48,7 +53,7 @@ from numpy.typing import NDArray
 
 from registry.matching.index import MATCH_DISTANCE, HashIndex
 from tests import photos
-from tests.benchmarks import real_hashes, real_queries
+from tests.benchmarks import bench_video, real_hashes, real_queries
 from tests.benchmarks.datasets import Dataset, make_dataset
 from tests.benchmarks.exact import Results, exact_answer
 from tests.benchmarks.hash_stats import HashStats, hash_stats
@@ -353,6 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-faiss", action="store_true", help="leave faiss out")
     parser.add_argument(
+        "--no-video", action="store_true", help="leave out the 600-frame video rows (bench_video)"
+    )
+    parser.add_argument(
         "--real-crops",
         type=int,
         default=real_hashes.DEFAULT_CROPS,
@@ -402,6 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rows.append(run_one(contender, data, answer))
             del data, answer
             gc.collect()
+    video_kinds = [kind for kind in kinds if kind != "real"]
+    video_rows: list[bench_video.VideoRow] = []
+    videos = bench_video.videos_for(max(sizes))
+    if not args.no_video and video_kinds:
+        for kind in video_kinds:
+            log(f"video rows, {kind} {max(sizes):,}")
+            video_rows += bench_video.run(kind, max(sizes), videos=videos, repeats=5)
     print("## HashIndex benchmark\n")
     print("\n".join(machine()))
     print(
@@ -438,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"- total run time {time.perf_counter() - started:.0f} s\n")
     print("\n".join(table(rows)))
+    if video_rows:
+        print("\n" + "\n".join(bench_video.table(video_rows, videos)))
     for n, measured in stats.items():
         print(f"\n### Bit statistics of the data sets at {n:,} hashes\n")
         print("\n".join(stats_table(measured)))

@@ -36,6 +36,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from tests.browser.conftest import CHROMIUM_ARGS
+from tests.browser.videos import SCENES, make_video
 from tests.images import write_photo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,7 +216,7 @@ def journey(browser: Browser, url: str, width: Width, photos: list[Path]) -> Non
     expect(page.locator("[data-picker][data-ready]")).to_be_attached()
     _save(page, "register", width)
     page.locator("#photos").set_input_files([str(path) for path in photos])
-    expect(page.locator(".photo.ready")).to_have_count(2, timeout=30_000)
+    expect(page.locator(".photo.ready")).to_have_count(3, timeout=30_000)
     expect(page.locator(".photo.refused")).to_have_count(1)
     page.get_by_label("Intimate image: never publish it").check()
     page.locator("#depicted").check()
@@ -244,7 +245,9 @@ def journey(browser: Browser, url: str, width: Width, photos: list[Path]) -> Non
     page.get_by_role("button", name="Check the receipt").click()
     page.locator("[data-verdict]").blur()
     _save(page, "verify-valid", width)
-    page.locator("#receipt-input").fill(receipt.replace("Photos: 2", "Photos: 3"))
+    # Two photos and a video, then one item more: the signature no longer holds.
+    assert "Photos: 3" in receipt, receipt
+    page.locator("#receipt-input").fill(receipt.replace("Photos: 3", "Photos: 4"))
     page.get_by_role("button", name="Check the receipt").click()
     page.locator("[data-verdict]").blur()
     _save(page, "verify-tampered", width)
@@ -322,6 +325,7 @@ def main() -> None:
         photos = [
             write_photo(folder / "holiday.jpg", seed=501),
             write_photo(folder / "portrait.png", seed=502, size=(400, 300)),
+            make_video(folder, SCENES),
             flat,
         ]
         with registry_server(folder / "data", SEED) as url, sync_playwright() as playwright:

@@ -33,11 +33,12 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from registry.client import Client, hash_file
+from registry.client import Client, hash_file, hash_video
 from registry.matching.follower import Matcher
 from registry.models import PartnerKey
 from tests.conftest import PartnerPersona
 from tests.images import write_photo
+from tests.videos import make_video, run_ffmpeg
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_ROOT = "https://registry.example.org"
@@ -55,6 +56,8 @@ RUN_HERE_PARTNERS = [
     "rempart hash photo.jpg",
     f'rempart --url {EXAMPLE_ROOT} match upload.jpg --key "$REMPART_KEY" --purpose ai_edit',
     f"rempart --url {EXAMPLE_ROOT} submit photo.jpg --scope intimate --attest",
+    f'rempart --url {EXAMPLE_ROOT} match upload.mp4 upload.jpg --key "$REMPART_KEY"',
+    f"rempart --url {EXAMPLE_ROOT} submit video.mp4 --scope intimate --attest",
     f'curl -H "Authorization: Bearer $REMPART_KEY" '
     f'"{EXAMPLE_ROOT}/api/v1/hashes/changes?limit=500&cursor=$CURSOR"',
     'curl -X POST -H "Authorization: Bearer $REMPART_KEY" -H "Content-Type: application/json" '
@@ -243,6 +246,8 @@ def _bash(command: str, *, cwd: Path, env: dict[str, str]) -> subprocess.Complet
             **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
             "DATABASE_URL": _database_url(),
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            # The `rempart` command of this checkout, whichever checkout the venv installed.
+            "PYTHONPATH": str(ROOT),
             **env,
         },
         capture_output=True,
@@ -291,6 +296,10 @@ def test_the_partner_guide_commands_run_against_a_live_server(
     photo = write_photo(tmp_path / "photo.jpg", seed=21)
     write_photo(tmp_path / "upload.jpg", seed=21)
     created = Client(url).submit([hash_file(photo)], scope="no_sexual_edit")
+    # A registered video, and the upload a platform receives: the same video, shrunk.
+    video = make_video(tmp_path / "video.mp4", "mandelbrot=size={size}:rate={rate}", seconds=8)
+    run_ffmpeg("-i", str(video), "-vf", "scale=160:-2", "-crf", "30", str(tmp_path / "upload.mp4"))
+    Client(url).submit([], videos=[hash_video(video)], scope="intimate")
     match_index.catch_up()
     (match,) = Client(url, key=partner_a.raw_key).match([hash_file(photo).original])[0]
     env = {"REMPART_KEY": partner_a.raw_key, "CURSOR": ""}

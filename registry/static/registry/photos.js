@@ -1,14 +1,17 @@
 /**
- * The photo picker: choose or drop photos, see them as local previews, and hash them one by one
- * in a Web Worker (hash-worker.js), with a progress indicator for each.
+ * The photo picker: choose or drop photos and videos, see the photos as local previews, and hash
+ * them one by one, photos in a Web Worker (hash-worker.js), videos by video.js and its worker
+ * (one PDQ hash a second, video-worker.js), with a progress indicator for each.
  *
  * Previews are blob: URLs of the files, shown only in this page; the files themselves are never
  * uploaded, and nothing but the hashes (the eight dihedral ones and those of the derived views)
  * and the quality of the photos that can be protected is handed to the page's script. Photos
- * below the minimum quality are refused here, with an explanation, and so are duplicates.
+ * below the minimum quality are refused here, with an explanation, and so are duplicates. A
+ * video leaves only its frame list (hashes, qualities, timestamps), its MD5 and its length.
  */
 
 import { format, readMessages } from "./common.js";
+import { hashVideo, isVideoFile } from "./video.js";
 
 const PROGRESS = { queued: 5, decoding: 30, hashing: 70, done: 100 };
 // While the derived views are hashed, the bar moves from PROGRESS.hashing up to this.
@@ -53,6 +56,14 @@ function validViews(views) {
   return valid;
 }
 
+/** A length in seconds as the pages write it: "42 s", "3 min 05 s". */
+function duration(seconds) {
+  const whole = Math.max(0, Math.round(seconds));
+  const minutes = Math.floor(whole / 60);
+  const rest = whole % 60;
+  return minutes ? `${minutes} min ${String(rest).padStart(2, "0")} s` : `${rest} s`;
+}
+
 export class PhotoPicker {
   constructor(root) {
     this.root = root;
@@ -65,6 +76,9 @@ export class PhotoPicker {
     this.maxImages = Number(root.dataset.maxImages) || 50;
     this.minQuality = Number(root.dataset.minQuality) || 50;
     this.workerUrl = root.dataset.workerUrl;
+    this.videoWorkerUrl = root.dataset.videoWorkerUrl;
+    this.maxVideoSeconds = Number(root.dataset.maxVideoSeconds) || 1800;
+    this.maxVideoFrames = Number(root.dataset.maxVideoFrames) || 3600;
     this.photos = new Map();
     this.queue = [];
     this.current = null;
@@ -122,8 +136,20 @@ export class PhotoPicker {
   /** The photos ready to send: [{hashes, quality, views}], in the order they were chosen. */
   readyImages() {
     return Array.from(this.photos.values())
-      .filter((photo) => photo.state === "ready")
+      .filter((photo) => photo.state === "ready" && !photo.video)
       .map((photo) => ({ hashes: photo.hashes, quality: photo.quality, views: photo.views }));
+  }
+
+  /** The videos ready to send: [{frames, md5, duration}], in the order they were chosen. */
+  readyVideos() {
+    return Array.from(this.photos.values())
+      .filter((photo) => photo.state === "ready" && photo.video)
+      .map((photo) => photo.video);
+  }
+
+  /** How many frames the videos ready to send hold together. */
+  get videoFrames() {
+    return this.readyVideos().reduce((sum, video) => sum + video.frames.length, 0);
   }
 
   /** How many photos are still waiting or being hashed. */
@@ -135,25 +161,30 @@ export class PhotoPicker {
 
   get counts() {
     let ready = 0;
+    let videos = 0;
     let refused = 0;
     for (const photo of this.photos.values()) {
       if (photo.state === "ready") ready += 1;
+      if (photo.state === "ready" && photo.video) videos += 1;
       if (photo.state === "refused") refused += 1;
     }
-    return { ready, refused, working: this.working };
+    return { ready, photos: ready - videos, videos, refused, working: this.working };
   }
 
   addFiles(files) {
     this.notice = "";
     for (const file of Array.from(files || [])) {
-      const accepted = Array.from(this.photos.values()).filter((p) => p.state !== "refused");
-      if (accepted.length >= this.maxImages) {
+      const video = isVideoFile(file);
+      const accepted = Array.from(this.photos.values()).filter(
+        (p) => p.state !== "refused" && p.isVideo === video,
+      );
+      if (!video && accepted.length >= this.maxImages) {
         this.notice = format(this.messages.too_many, { max: this.maxImages });
         break;
       }
-      const photo = this.createPhoto(file);
-      if (file.type && !file.type.startsWith("image/")) {
-        this.refuse(photo, this.messages.not_image);
+      const photo = this.createPhoto(file, video);
+      if (!video && file.type && !file.type.startsWith("image/")) {
+        this.refuse(photo, this.messages.not_media || this.messages.not_image);
         continue;
       }
       this.queue.push(photo.id);
@@ -162,7 +193,7 @@ export class PhotoPicker {
     this.changed();
   }
 
-  createPhoto(file) {
+  createPhoto(file, isVideo = false) {
     const id = this.nextId++;
     const item = this.template.content.firstElementChild.cloneNode(true);
     const photo = {
@@ -174,6 +205,8 @@ export class PhotoPicker {
       hashes: null,
       quality: null,
       views: null,
+      isVideo,
+      video: null,
     };
     const name = file.name || "photo";
     const nameId = `photo-name-${this.root.id || "p"}-${id}`;
@@ -185,7 +218,10 @@ export class PhotoPicker {
     remove.textContent = this.messages.remove;
     remove.setAttribute("aria-label", format(this.messages.remove_label, { name }));
     remove.addEventListener("click", () => this.remove(id));
-    if (!file.type || file.type.startsWith("image/")) {
+    if (isVideo) {
+      item.classList.add("video");
+      item.querySelector(".photo-thumb").removeAttribute("src");
+    } else if (!file.type || file.type.startsWith("image/")) {
       photo.url = URL.createObjectURL(file);
       const thumb = item.querySelector(".photo-thumb");
       thumb.src = photo.url;
@@ -199,7 +235,7 @@ export class PhotoPicker {
 
   setState(photo, state, text) {
     photo.state = state;
-    photo.item.className = `photo ${state}`;
+    photo.item.className = `photo ${state}${photo.isVideo ? " video" : ""}`;
     const progress = photo.item.querySelector(".photo-progress");
     progress.value = PROGRESS[state] ?? 100;
     photo.item.querySelector(".photo-state").textContent = text;
@@ -236,6 +272,11 @@ export class PhotoPicker {
     const photo = this.photos.get(id);
     if (!photo) {
       this.pump();
+      return;
+    }
+    if (photo.isVideo) {
+      this.current = id;
+      this.hashOneVideo(photo);
       return;
     }
     if (!this.worker) {
@@ -286,6 +327,86 @@ export class PhotoPicker {
     }
     this.pump();
     this.changed();
+  }
+
+  /** Hash a video (video.js), then take it, or refuse it with the reason, and go on. */
+  async hashOneVideo(photo) {
+    const name = photo.file.name || "video";
+    this.setState(photo, "decoding", this.messages.video_decoding);
+    try {
+      const video = await hashVideo(photo.file, {
+        workerUrl: this.videoWorkerUrl,
+        maxSeconds: this.maxVideoSeconds,
+        onPoster: (element) => this.poster(photo, element),
+        onProgress: ({ done, total, secondsLeft }) => {
+          if (!this.photos.has(photo.id)) return;
+          if (photo.state !== "hashing") photo.state = "hashing";
+          photo.item.className = "photo hashing video";
+          const bar = photo.item.querySelector(".photo-progress");
+          bar.value = PROGRESS.queued + Math.round((done / total) * (95 - PROGRESS.queued));
+          photo.item.querySelector(".photo-state").textContent = format(
+            this.messages.video_hashing,
+            { done, total, left: duration(secondsLeft) },
+          );
+        },
+      });
+      if (!this.photos.has(photo.id)) return;
+      const frames = this.videoFrames + video.frames.length;
+      if (this.isDuplicateVideo(video.md5)) {
+        this.refuse(photo, this.messages.video_duplicate);
+      } else if (frames > this.maxVideoFrames) {
+        this.refuse(photo, format(this.messages.video_too_many_frames, {
+          frames,
+          max: this.maxVideoFrames,
+        }));
+      } else {
+        photo.video = video;
+        this.setState(photo, "ready", format(this.messages.video_ready, {
+          frames: video.frames.length,
+          duration: duration(video.duration),
+        }));
+      }
+    } catch (error) {
+      if (this.photos.has(photo.id)) this.refuse(photo, this.videoRefusal(error, name));
+    } finally {
+      if (this.current === photo.id) this.current = null;
+      this.pump();
+      this.changed();
+    }
+  }
+
+  /** A small still of the video's first frame as its preview, drawn in this page only. */
+  poster(photo, element) {
+    const scale = Math.min(1, 144 / Math.max(element.videoWidth, element.videoHeight));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(element.videoWidth * scale));
+    canvas.height = Math.max(1, Math.round(element.videoHeight * scale));
+    const context = canvas.getContext("2d");
+    if (!context) return;
+    context.drawImage(element, 0, 0, canvas.width, canvas.height);
+    canvas.toBlob((blob) => {
+      if (!blob || !this.photos.has(photo.id)) return;
+      photo.url = URL.createObjectURL(blob);
+      photo.item.querySelector(".photo-thumb").src = photo.url;
+    });
+  }
+
+  videoRefusal(error, name) {
+    const messages = this.messages;
+    switch (error && error.code) {
+      case "too_long":
+        return format(messages.video_too_long, { max: Math.round(this.maxVideoSeconds / 60) });
+      case "low_quality":
+        return messages.video_low_quality;
+      case "worker_failed":
+        return messages.worker_failed;
+      default:
+        return format(messages.video_decode_failed, { name });
+    }
+  }
+
+  isDuplicateVideo(md5) {
+    return this.readyVideos().some((video) => video.md5 === md5);
   }
 
   isDuplicate(original) {

@@ -1,6 +1,7 @@
 /**
- * The register page: photos hashed in the browser, the protection, the statements, a summary;
- * on submit, only the hashes, the qualities and the consent fields are sent, as JSON. The answer
+ * The register page: photos and videos hashed in the browser, the protection, the statements, a
+ * summary; on submit, only the hashes, the qualities (a video's frame list, MD5 and length) and
+ * the consent fields are sent, as JSON. The answer
  * (the reference, the secret shown once, the signed receipt) replaces the form.
  */
 
@@ -27,8 +28,11 @@ function labelOf(input) {
 }
 
 function updateSummary() {
-  const { ready } = picker.counts;
-  form.querySelector("[data-summary-photos]").textContent = String(ready);
+  const { photos, videos } = picker.counts;
+  form.querySelector("[data-summary-photos]").textContent = String(photos);
+  const videosRow = form.querySelector("[data-summary-videos]");
+  videosRow.textContent = String(videos);
+  videosRow.parentElement.hidden = videos === 0;
   const scope = form.querySelector('input[name="scope"]:checked');
   if (scope) form.querySelector("[data-summary-scope]").textContent = labelOf(scope);
   const statements = form.querySelector("#depicted").checked && form.querySelector("#rights").checked;
@@ -43,7 +47,7 @@ function problems() {
   const errors = [];
   if (picker.working > 0) {
     errors.push({ message: messages.busy, target: "photos" });
-  } else if (picker.readyImages().length === 0) {
+  } else if (picker.readyImages().length === 0 && picker.readyVideos().length === 0) {
     errors.push({ message: messages.no_photos, target: "photos" });
   }
   if (!checked("scope")) errors.push({ message: messages.scope, target: "scope" });
@@ -55,6 +59,12 @@ function problems() {
   }
   if (!checked("minor_depicted")) errors.push({ message: messages.minor, target: "minor" });
   return errors;
+}
+
+/** The `videos` field beside `images`, only when there are videos to send. */
+function videosField(source) {
+  const videos = source.readyVideos();
+  return videos.length ? { videos } : {};
 }
 
 // Once the person has tried to send, the errors follow their corrections.
@@ -98,6 +108,7 @@ form.addEventListener("submit", async (event) => {
         minor_depicted: checked("minor_depicted") === "yes",
       },
       images: picker.readyImages(),
+      ...videosField(picker),
     },
   });
 });

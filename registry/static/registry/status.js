@@ -20,7 +20,7 @@ form.addEventListener("submit", async (event) => {
   const errors = [];
   if (picker.working > 0) {
     errors.push({ message: messages.busy, target: "more-photos" });
-  } else if (picker.readyImages().length === 0) {
+  } else if (picker.readyImages().length === 0 && picker.readyVideos().length === 0) {
     errors.push({ message: messages.no_photos, target: "more-photos" });
   }
   showErrors(summary, errors);
@@ -36,6 +36,7 @@ form.addEventListener("submit", async (event) => {
       case_reference: form.elements.case_reference.value,
       case_secret: form.elements.case_secret.value,
       images: picker.readyImages(),
+      ...(picker.readyVideos().length ? { videos: picker.readyVideos() } : {}),
     },
   });
 });

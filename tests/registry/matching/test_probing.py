@@ -235,3 +235,49 @@ def test_probes_hidden_in_views_are_seen(partner_a: PartnerPersona, match_index:
     refused = _match_views(partner_a, uploads)
     assert refused.status_code == 429
     assert ProbingAlert.objects.get().reason == ProbingAlert.Reason.CLUSTERED_QUERIES
+
+
+def _match_videos(persona: PartnerPersona, videos: list[list[bytes]]) -> Any:
+    body = {
+        "videos": [
+            {
+                "frames": [
+                    {"hash": value.hex(), "quality": 90, "timestamp": float(second)}
+                    for second, value in enumerate(frames)
+                ]
+            }
+            for frames in videos
+        ],
+        "purpose": "publish",
+    }
+    return Client().post(
+        "/api/v1/match", json.dumps(body), content_type="application/json", headers=persona.auth
+    )
+
+
+def test_probes_hidden_in_the_frames_of_videos_are_seen(
+    partner_a: PartnerPersona, match_index: Matcher
+) -> None:
+    base = random_hash()
+
+    def probes() -> list[list[bytes]]:
+        # Each video: a decoy first frame, then a small edit of the probed hash.
+        return [[random_hash(), near_duplicate(base, 1 + index % 4)] for index in range(5)]
+
+    assert _match_videos(partner_a, probes()).status_code == 200  # 10 close pairs so far
+    refused = _match_videos(partner_a, probes())
+    assert refused.status_code == 429
+    assert "video_results" not in refused.json()
+    assert ProbingAlert.objects.get().reason == ProbingAlert.Reason.CLUSTERED_QUERIES
+
+
+def test_the_frames_of_one_video_are_never_close_pairs_of_each_other(
+    partner_a: PartnerPersona, match_index: Matcher
+) -> None:
+    # A still scene filmed for a while: frames a few bits apart, as a real video has them.
+    base = random_hash()
+    video = [base] + [near_duplicate(base, 3 + index % 5) for index in range(60)]
+    answered = _match_videos(partner_a, [video])
+    assert answered.status_code == 200
+    assert answered.json()["video_results"] == [{"matches": []}]
+    assert not ProbingAlert.objects.exists()

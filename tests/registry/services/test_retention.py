@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,20 +41,22 @@ from registry.models import (
     WebhookDelivery,
 )
 from registry.services.audit import chain_verify
-from registry.services.cases import case_withdraw
+from registry.services.cases import case_create, case_withdraw
 from registry.services.retention import (
     partner_records_purge,
     registry_records_purge,
     withdrawn_hashes_purge,
-    withdrawn_video_md5s_purge,
 )
+from registry.videos import Frame, VideoHashes
 from registry.webhooks import outbox
 from tests.conftest import PartnerPersona
 from tests.factories import (
+    ATTESTED,
     RegisteredCase,
     case_creation_body,
     dihedral_payload,
     random_dihedral,
+    random_hash,
     register_case,
 )
 
@@ -112,42 +115,6 @@ def _evidence() -> tuple[Any, ...]:
     )
 
 
-def test_a_withdrawn_videos_frames_and_md5_go_once_its_tombstone_expires(
-    start: dt.datetime, travel: Any, partner_a: PartnerPersona
-) -> None:
-    kept = register_case(images=0, videos=1)
-    withdrawn = register_case(images=1, videos=1)
-    Client().get(
-        "/v1/FetchHashes",
-        headers={"Ocp-Apim-Subscription-Key": partner_a.raw_key, "x-functions-key": "f"},
-    )
-    case_withdraw(case=withdrawn.case)
-    retention = dt.timedelta(days=settings.TOMBSTONE_RETENTION_DAYS)
-    frames = len(withdrawn.videos[0].frames)
-
-    travel(start + retention - HOUR)
-    assert registry_records_purge() == {"withdrawn_hashes": 0, "withdrawn_video_md5s": 0}
-
-    travel(start + retention + HOUR)
-    assert registry_records_purge() == {"withdrawn_hashes": 8 + frames, "withdrawn_video_md5s": 1}
-    assert withdrawn_video_md5s_purge() == 0  # a second run deletes nothing more
-    video = RegisteredImage.objects.get(case=withdrawn.case, kind=RegisteredImage.Kind.VIDEO)
-    assert video.md5 is None
-    assert video.duration == withdrawn.videos[0].duration  # the row stays, with no hash
-    assert RegisteredImage.objects.get(case=kept.case).md5 == kept.videos[0].md5
-    assert _hash_counts(kept, withdrawn) == [len(kept.videos[0].frames), 0]
-    # From the start, the StopNCII feed (which had served the MD5) has nothing of it to say.
-    body = (
-        Client()
-        .get(
-            "/v1/FetchHashes",
-            headers={"Ocp-Apim-Subscription-Key": partner_a.raw_key, "x-functions-key": "f"},
-        )
-        .json()
-    )
-    assert (withdrawn.videos[0].md5 or b"").hex() not in json.dumps(body)
-
-
 def test_a_withdrawn_images_hashes_go_once_its_tombstone_expires_and_nothing_else(
     start: dt.datetime, travel: Any
 ) -> None:
@@ -169,7 +136,7 @@ def test_a_withdrawn_images_hashes_go_once_its_tombstone_expires_and_nothing_els
     assert withdrawn_hashes_purge() == 0  # a second run deletes nothing more
 
     travel(start + 30 * DAY + retention + HOUR)
-    assert registry_records_purge() == {"withdrawn_hashes": 8, "withdrawn_video_md5s": 0}
+    assert registry_records_purge() == {"withdrawn_hashes": 8}
     assert _hash_counts(kept, withdrawn, later) == [8, 0, 0]
 
     assert _evidence() == evidence
@@ -410,3 +377,37 @@ def test_the_privacy_page_names_only_real_settings_and_jobs() -> None:
     assert named <= documented | {"IDEMPOTENCY_KEY_HOURS"}, sorted(named - documented)
     for task in set(re.findall(r"`((?:registry|api)\.tasks\.\w+)`", page)):
         assert task in {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}, task
+
+
+def test_a_withdrawn_videos_frames_and_md5_go_once_its_tombstone_expires(
+    start: dt.datetime, travel: Any
+) -> None:
+    rng = random.Random(4)
+    video = VideoHashes(
+        frames=tuple(Frame(random_hash(rng), 90, float(second)) for second in range(5)),
+        md5=b"\x01" * 16,
+        duration=5.0,
+    )
+    kept = case_create(
+        scope="intimate",
+        attestations=ATTESTED,
+        terms_version="2026-11",
+        language="en",
+        images=[],
+        videos=[video],
+    )
+    gone = case_create(
+        scope="intimate",
+        attestations=ATTESTED,
+        terms_version="2026-11",
+        language="en",
+        images=[],
+        videos=[video],
+    )
+    case_withdraw(case=gone.case)
+    travel(start + dt.timedelta(days=settings.TOMBSTONE_RETENTION_DAYS) + HOUR)
+    assert withdrawn_hashes_purge() == 5
+    kept_video, gone_video = (case.case.images.get() for case in (kept, gone))
+    assert (kept_video.hashes.count(), bytes(kept_video.md5 or b"")) == (5, b"\x01" * 16)
+    assert (gone_video.hashes.count(), gone_video.md5) == (0, None)
+    assert gone_video.duration == 5.0

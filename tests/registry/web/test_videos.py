@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from registry import receipts
-from registry.models import Case, ImageHash, RegisteredImage
+from registry.models import AuditEvent, Case, ImageHash, RegisteredImage
 from registry.pdq import fingerprint
 from tests.factories import RegisteredCase, random_hash
 from tests.registry.web.test_views import ENGLISH, FRENCH, credentials, post_json, registration
@@ -40,6 +40,8 @@ def test_a_person_registers_a_photo_and_a_video_in_one_case(client: Client) -> N
     kinds = sorted(case.images.values_list("kind", flat=True))
     assert kinds == ["photo", "video"]
     assert ImageHash.objects.filter(image__case=case, variant="frame").count() == 8
+    event = AuditEvent.objects.get(action=AuditEvent.Action.CASE_CREATED)
+    assert (event.details["images"], event.details["videos"]) == (1, 1)
     # The receipt names the video by its file's MD5, which the person can recompute.
     receipt = receipts.receipt_verify(json.loads(response.content)["receipt"]).receipt
     assert receipt is not None

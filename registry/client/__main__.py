@@ -1,0 +1,7 @@
+"""``python -m registry.client``: the ``rempart`` command."""
+
+import sys
+
+from registry.client.cli import main
+
+sys.exit(main())
