@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from registry.admin.base import ReadOnlyAdmin, ReadOnlyInline
@@ -38,13 +38,21 @@ class ConsentInline(ReadOnlyInline):
 
 class ImageInline(ReadOnlyInline):
     model = RegisteredImage
-    readonly_fields = ("quality", "status", "created_at", "withdrawn_at")
+    readonly_fields = ("kind", "quality", "duration", "status", "created_at", "withdrawn_at")
     fields = readonly_fields
 
 
 @admin.register(Case)
 class CaseAdmin(ReadOnlyAdmin):
-    list_display = ["reference", "status", "scope", "image_count", "created_at", "withdrawn_at"]
+    list_display = [
+        "reference",
+        "status",
+        "scope",
+        "image_count",
+        "video_count",
+        "created_at",
+        "withdrawn_at",
+    ]
     list_filter = ["status", "consent__scope", "created_at"]
     search_fields = ["reference"]
     # secret_digest is deliberately absent: not even its digest is shown.
@@ -56,18 +64,32 @@ class CaseAdmin(ReadOnlyAdmin):
     def scope(self, obj: Case) -> str:
         return obj.consent.scope
 
-    @admin.display(description="images")
+    @admin.display(description="photos")
     def image_count(self, obj: Case) -> int:
-        return obj.images.count()
+        return int(getattr(obj, "photos", 0))
+
+    @admin.display(description="videos")
+    def video_count(self, obj: Case) -> int:
+        return int(getattr(obj, "videos", 0))
 
     def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).select_related("consent")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("consent")
+            .annotate(
+                photos=Count("images", filter=Q(images__kind=RegisteredImage.Kind.PHOTO)),
+                videos=Count("images", filter=Q(images__kind=RegisteredImage.Kind.VIDEO)),
+            )
+        )
 
 
 class HashInline(ReadOnlyInline):
     model = ImageHash
-    readonly_fields = ("variant", "hash_prefix")
+    # A video's frames show their time and quality, in time order.
+    readonly_fields = ("variant", "hash_prefix", "frame_at", "frame_quality")
     fields = readonly_fields
+    ordering = ("frame_at", "pk")
     show_change_link = False
 
     @admin.display(description="hash (truncated)")
@@ -95,17 +117,31 @@ class RegisteredImageAdmin(ReadOnlyAdmin):
     list_display = [
         "pk",
         "case",
+        "kind",
         "quality",
         "status",
         "created_at",
         "withdrawn_at",
         "withdrawal_confirmations",
     ]
-    list_filter = ["status", "created_at"]
+    list_filter = ["kind", "status", "created_at"]
     search_fields = ["case__reference"]
-    readonly_fields = ("case", "quality", "status", "created_at", "withdrawn_at")
+    readonly_fields = (
+        "case",
+        "kind",
+        "md5_prefix",
+        "duration",
+        "quality",
+        "status",
+        "created_at",
+        "withdrawn_at",
+    )
     fields = readonly_fields
     inlines = [HashInline, WithdrawalAckInline]
+
+    @admin.display(description="video MD5 (truncated)")
+    def md5_prefix(self, obj: RegisteredImage) -> str:
+        return truncated(bytes(obj.md5)) if obj.md5 is not None else "-"
 
     @admin.display(description="partners confirmed withdrawal")
     def withdrawal_confirmations(self, obj: RegisteredImage) -> int | str:

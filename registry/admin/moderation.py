@@ -13,7 +13,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -158,7 +158,12 @@ class ReviewQueueAdmin(ReadOnlyAdmin):
         queryset: QuerySet[ReviewQueueImage] = super().get_queryset(request)
         return (
             queryset.select_related("case", "submitted_by_partner")
-            .prefetch_related("hashes")
+            # The original hash only: a video's frames (up to 1,801) are not shown here.
+            .prefetch_related(
+                Prefetch(
+                    "hashes", queryset=ImageHash.objects.filter(variant=ImageHash.Variant.ORIGINAL)
+                )
+            )
             .annotate(
                 since=Coalesce("disputed_at", "created_at"),
                 not_blocked=Count(
@@ -201,6 +206,8 @@ class ReviewQueueAdmin(ReadOnlyAdmin):
 
     @admin.display(description="hash (truncated)")
     def hash_prefix(self, obj: RegisteredImage) -> str:
+        if obj.kind == RegisteredImage.Kind.VIDEO:
+            return f"video MD5 {truncated(bytes(obj.md5))}" if obj.md5 is not None else "video"
         for image_hash in obj.hashes.all():
             if image_hash.variant == ImageHash.Variant.ORIGINAL:
                 return truncated(bytes(image_hash.value))

@@ -83,9 +83,7 @@ def partner_changes_read(*, partner: Partner, after_id: int, limit: int) -> Feed
     matchable = {
         change.image_id for change in kept if change.image.status in RegisteredImage.MATCHABLE
     }
-    videos = {
-        change.image_id for change in kept if change.image.kind == RegisteredImage.Kind.VIDEO
-    }
+    videos = {change.image_id for change in kept if change.image.kind == RegisteredImage.Kind.VIDEO}
     hashes = image_hashes(matchable - videos)
     frames = video_frames(matchable & videos)
     disclosure_record(partner_id=partner.pk, image_ids=matchable)
@@ -223,7 +221,10 @@ def video_frames(image_ids: Collection[int]) -> dict[int, list[Frame]]:
         .values_list("image_id", "value", "frame_quality", "frame_at")
     )
     for image_id, value, quality, frame_at in rows:
-        found[image_id].append(Frame(value=bytes(value), quality=quality, timestamp=frame_at))
+        # A frame row always has its time and quality (hash_frame_has_time_and_quality).
+        found[image_id].append(
+            Frame(value=bytes(value), quality=quality or 0, timestamp=frame_at or 0.0)
+        )
     return found
 
 
@@ -233,7 +234,7 @@ def video_md5s(image_ids: Collection[int]) -> dict[int, bytes]:
     rows = RegisteredImage.objects.filter(
         pk__in=list(image_ids), kind=RegisteredImage.Kind.VIDEO, md5__isnull=False
     ).values_list("pk", "md5")
-    return {image_id: bytes(md5) for image_id, md5 in rows}
+    return {image_id: bytes(md5) for image_id, md5 in rows if md5 is not None}
 
 
 def md5_holders(
@@ -254,6 +255,8 @@ def md5_holders(
         .values_list("md5", "pk", "status", "minor_depicted")
     )
     for md5, image_id, status, minor in rows:
+        if md5 is None:
+            continue
         found.setdefault(bytes(md5), []).append(
             HashHolder(image_id=image_id, status=status, minor_depicted=minor)
         )

@@ -158,12 +158,23 @@ def daily_stats(
     }
 
     cases = _per_day(Case.objects.all(), moment="created_at", start=start, count=Count("pk"))
-    photos = _per_day(
+    # A person's photos and videos, apart (a partner's submissions are the review queue's).
+    items = _per_day(
         RegisteredImage.objects.filter(case__isnull=False),
         moment="created_at",
         start=start,
+        by="kind",
         count=Count("pk"),
     )
+    items_withdrawn = _per_day(
+        RegisteredImage.objects.filter(case__isnull=False),
+        moment="withdrawn_at",
+        start=start,
+        by="kind",
+        count=Count("pk"),
+    )
+    photos, videos = _by_kind(items)
+    photos_withdrawn, videos_withdrawn = _by_kind(items_withdrawn)
     withdrawn = _per_day(Case.objects.all(), moment="withdrawn_at", start=start, count=Count("pk"))
     calls = _per_day(
         match_call.objects.all(),
@@ -184,12 +195,16 @@ def daily_stats(
         .annotate(count=Count("pk"))
         .order_by()
     )
-    queue = [0] * days
-    for row in waiting:
-        first = next((i for i, day in enumerate(period_days) if day >= row["day"]), None)
-        if first is not None:
-            for position in range(first, days):
-                queue[position] += row["count"]
+    queue = _levels(waiting, period_days)
+    # Every photo and video of a case matching now, by registration day, counted as the queue.
+    matching = list(
+        RegisteredImage.objects.filter(case__isnull=False, status__in=RegisteredImage.MATCHABLE)
+        .annotate(day=TruncDate("created_at", tzinfo=dt.UTC))
+        .values("day", "kind")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    photos_matching, videos_matching = _by_kind(matching)
 
     def spread(rows: list[dict[str, Any]], **options: Any) -> list[Series]:
         return _series(rows, days=period_days, **options)
@@ -197,14 +212,20 @@ def daily_stats(
     registrations = [
         *spread(cases, value="count", key="cases_registered", label=_("Cases opened")),
         *spread(photos, value="count", key="photos_registered", label=_("Photos registered")),
+        *spread(videos, value="count", key="videos_registered", label=_("Videos registered")),
+    ]
+    withdrawals = [
+        *spread(withdrawn, value="count", key="cases_withdrawn", label=_("Cases withdrawn")),
+        *spread(
+            photos_withdrawn, value="count", key="photos_withdrawn", label=_("Photos withdrawn")
+        ),
+        *spread(
+            videos_withdrawn, value="count", key="videos_withdrawn", label=_("Videos withdrawn")
+        ),
     ]
     charts = [
         Chart("registrations", _("Registrations"), registrations),
-        Chart(
-            "withdrawals",
-            _("Withdrawals"),
-            spread(withdrawn, value="count", key="cases_withdrawn", label=_("Cases withdrawn")),
-        ),
+        Chart("withdrawals", _("Withdrawals"), withdrawals),
         Chart(
             "match_calls",
             _("Partner checks, by purpose"),
@@ -260,6 +281,23 @@ def daily_stats(
             ),
         ),
         Chart(
+            "matching_now",
+            _("Photos and videos matching"),
+            [
+                Series(
+                    key="photos_matching",
+                    label=_("Photos matching"),
+                    values=_levels(photos_matching, period_days),
+                ),
+                Series(
+                    key="videos_matching",
+                    label=_("Videos matching"),
+                    values=_levels(videos_matching, period_days),
+                ),
+            ],
+            is_level=True,
+        ),
+        Chart(
             "review_queue",
             _("Review queue"),
             [Series(key="review_queue", label=_("Photos awaiting review"), values=queue)],
@@ -267,6 +305,25 @@ def daily_stats(
         ),
     ]
     return DailyStats(days=period_days, charts=charts)
+
+
+def _levels(rows: Iterable[Mapping[str, Any]], period_days: list[dt.date]) -> list[int]:
+    """A level per day from rows of (registration ``day``, ``count``) of items in a state now:
+    each counts from its day on (older ones from the first day)."""
+    levels = [0] * len(period_days)
+    for row in rows:
+        first = next((i for i, day in enumerate(period_days) if day >= row["day"]), None)
+        if first is not None:
+            for position in range(first, len(period_days)):
+                levels[position] += row["count"]
+    return levels
+
+
+def _by_kind(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows grouped by ``kind``, split into the photos' and the videos'."""
+    photos = [row for row in rows if row["kind"] == RegisteredImage.Kind.PHOTO]
+    videos = [row for row in rows if row["kind"] == RegisteredImage.Kind.VIDEO]
+    return photos, videos
 
 
 def _cell(text: str) -> str:

@@ -34,18 +34,21 @@ def withdrawal_receipt(*, case: Case) -> receipts.Receipt | None:
     """
     if case.withdrawn_at is None:
         return None
-    images = list(
+    rows = list(
         RegisteredImage.objects.filter(
             case=case, status=RegisteredImage.Status.WITHDRAWN, withdrawn_at=case.withdrawn_at
         )
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("pk", "md5")
     )
+    images = [pk for pk, _md5 in rows]
     originals = dict(
         ImageHash.objects.filter(
             image_id__in=images, variant=ImageHash.Variant.ORIGINAL
         ).values_list("image_id", "value")
     )
+    # A video is named by its file's MD5, as on the registration's receipt (registry.web.views).
+    originals.update({pk: bytes(md5) for pk, md5 in rows if md5 is not None})
     if not images or len(originals) != len(images):
         return None
     return receipts.receipt_sign(

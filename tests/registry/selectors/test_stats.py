@@ -71,7 +71,7 @@ def test_the_daily_series_count_the_seeded_scenario(
     partner_b: PartnerPersona,
     django_assert_max_num_queries: DjangoAssertNumQueries,
 ) -> None:
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(10):
         stats = daily_stats(days=7, with_partners=True, today=TODAY)
     assert stats.days[0] == dt.date(2026, 11, 6)
     assert stats.days[-1] == TODAY
@@ -79,7 +79,10 @@ def test_the_daily_series_count_the_seeded_scenario(
     assert _values(stats) == {
         "cases_registered": [0, 0, 0, 0, 2, 1, 0],
         "photos_registered": [0, 0, 0, 0, 3, 3, 0],
+        "videos_registered": [0] * 7,
         "cases_withdrawn": [0, 0, 0, 0, 0, 1, 0],
+        "photos_withdrawn": [0, 0, 0, 0, 0, 2, 0],
+        "videos_withdrawn": [0] * 7,
         "match_calls:publish": [0, 0, 0, 0, 1, 2, 0],
         "match_calls:ai_edit": [0, 0, 0, 0, 0, 1, 0],
         "matches:publish": [0, 0, 0, 0, 1, 1, 0],
@@ -91,6 +94,8 @@ def test_the_daily_series_count_the_seeded_scenario(
         "feedback:blocked": [0, 0, 0, 0, 1, 0, 0],
         "feedback:not_blocked": [0, 0, 0, 0, 0, 2, 0],
         "feedback:pending_review": [0] * 7,
+        "photos_matching": [0, 0, 0, 0, 1, 4, 4],
+        "videos_matching": [0] * 7,
         "review_queue": [0, 0, 0, 0, 0, 1, 1],
     }
     labels = {str(s.label) for chart in stats.charts for s in chart.series}
@@ -119,7 +124,7 @@ def test_the_dashboard_draws_each_chart_and_exports_the_same_figures(
         exported = client.get("/admin/statistics.csv?days=7")
     assert page.status_code == 200
     html = page.content.decode()
-    assert html.count('class="stats-chart"') == 8
+    assert html.count('class="stats-chart"') == 9
     assert "<script" not in html.split('id="content-main"')[1]
     assert "Platform A" in html
     assert 'style="' not in html.split('id="content-main"')[1]  # the CSP allows no inline style
@@ -137,7 +142,7 @@ def test_the_dashboard_draws_each_chart_and_exports_the_same_figures(
         "Platform A",
         "1",
     ] in rows
-    assert len(rows) == 1 + 7 * 15
+    assert len(rows) == 1 + 7 * 20
 
 
 @pytest.mark.parametrize("days", ["3", "367", "abc", "-7", ""])
@@ -170,7 +175,7 @@ def test_the_transparency_page_shows_the_figures_and_no_partner_name(
     html = page.content.decode()
     assert f'<html lang="{language}">' in html
     assert heading in html
-    assert html.count('class="stats-chart"') == 6
+    assert html.count('class="stats-chart"') == 7
     assert 'href="/transparency"' in home.content.decode()  # linked from the footer
     text = html + exported.content.decode()
     for name in ["Platform A", "Platform B", "partner_calls", "partner_matches"]:
@@ -204,3 +209,30 @@ def test_chart_days_are_written_in_full_with_the_french_first_of_the_month() -> 
         assert _day_label(dt.date(2026, 12, 2)) == "2 décembre"
     with translation.override("en"):
         assert _day_label(dt.date(2026, 12, 1)) == "1 December"
+
+
+@pytest.mark.django_db
+def test_videos_are_counted_apart_from_photos() -> None:
+    with time_machine.travel(DAY_1, tick=False):
+        mixed = register_case(images=1, videos=1)
+    with time_machine.travel(DAY_2, tick=False):
+        register_case(images=0, videos=2)
+        case_withdraw(case=mixed.case)
+
+    values = _values(daily_stats(days=7, with_partners=False, today=TODAY))
+
+    assert values["photos_registered"] == [0, 0, 0, 0, 1, 0, 0]
+    assert values["videos_registered"] == [0, 0, 0, 0, 1, 2, 0]
+    assert values["cases_withdrawn"] == [0, 0, 0, 0, 0, 1, 0]
+    assert values["photos_withdrawn"] == [0, 0, 0, 0, 0, 1, 0]
+    assert values["videos_withdrawn"] == [0, 0, 0, 0, 0, 1, 0]
+    assert values["photos_matching"] == [0] * 7
+    assert values["videos_matching"] == [0, 0, 0, 0, 0, 2, 2]
+    with time_machine.travel(dt.datetime(2026, 11, 12, 12, 0, tzinfo=dt.UTC), tick=False):
+        english = Client(HTTP_ACCEPT_LANGUAGE="en").get("/transparency").content.decode()
+        french = Client(HTTP_ACCEPT_LANGUAGE="fr").get("/transparency").content.decode()
+    assert "Videos registered" in english
+    assert "Videos matching" in english
+    assert "Vidéos enregistrées" in french
+    assert "Vidéos retirées" in french
+    assert "Une vidéo compte une fois" in french

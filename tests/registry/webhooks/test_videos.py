@@ -68,9 +68,7 @@ def test_a_videos_events_say_video_and_carry_no_hash(
         expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
         assert headers["webhook-signature"] == f"v1,{expected}"
         received.append(json.loads(body))
-    assert sorted(
-        (body["type"], body["data"].get("media", "photo")) for body in received
-    ) == [
+    assert sorted((body["type"], body["data"].get("media", "photo")) for body in received) == [
         ("image.added", "photo"),
         ("image.added", "video"),
         ("image.withdrawn", "photo"),
