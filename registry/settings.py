@@ -433,7 +433,11 @@ REST_FRAMEWORK: dict[str, Any] = {
 }
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     # Two fields are named "kind": a change's (added, withdrawn) and a match's or a hash's.
-    "ENUM_NAME_OVERRIDES": {"MatchKindEnum": "registry.derivatives.MATCH_KINDS"},
+    "ENUM_NAME_OVERRIDES": {
+        "MatchKindEnum": "registry.derivatives.MATCH_KINDS",
+        # What a match (of a photo or a video) says of the registered item it names.
+        "MatchStatusEnum": [("active", "active"), ("disputed", "disputed")],
+    },
     "TITLE": "Rempart partner API",
     "DESCRIPTION": (
         "Match images against the consent registry before publishing them or running an AI "

@@ -125,13 +125,15 @@ def parse_frame(item: object, *, video: int | None = None, frame: int) -> Frame:
 
 
 def parse_frames(items: object, *, video: int | None = None, limit: int) -> list[Frame]:
-    """A frame list of at most ``limit`` frames (refused with ``video_too_many_frames``)."""
+    """A frame list of at most ``limit`` frames (refused with ``video_too_many_frames``). Each
+    frame is checked first: a malformed one is a 400 whatever the length."""
     where = {} if video is None else {"video": video}
     if not isinstance(items, list) or not items:
         raise _refused("video_frames_required", **where)
-    if len(items) > limit:
-        raise RequestRefused(413, "video_too_many_frames", details={**where, "max_frames": limit})
-    return [parse_frame(item, video=video, frame=index) for index, item in enumerate(items)]
+    frames = [parse_frame(item, video=video, frame=index) for index, item in enumerate(items)]
+    if len(frames) > limit:
+        raise refused(413, "video_too_many_frames", **where, max_frames=limit)
+    return frames
 
 
 def matchable_frames(frames: Iterable[Frame]) -> list[Frame]:
@@ -180,14 +182,14 @@ def parse_video(item: object, *, position: int) -> VideoHashes:
         or duration < 0
     ):
         raise _refused("video_invalid", video=position)
-    if duration > MAX_VIDEO_SECONDS:
-        raise refused(413, "video_too_long", video=position, max_seconds=MAX_VIDEO_SECONDS)
     md5_text = item.get("md5")
     if not isinstance(md5_text, str) or not _MD5.fullmatch(md5_text):
         raise _refused("video_invalid", video=position)
-    frames = matchable_frames(
-        parse_frames(item.get("frames"), video=position, limit=MAX_FRAMES_PER_VIDEO)
-    )
+    parsed = parse_frames(item.get("frames"), video=position, limit=MAX_FRAMES_PER_VIDEO)
+    # Refused for its length only once everything in it is well formed (a 400 comes first).
+    if duration > MAX_VIDEO_SECONDS:
+        raise refused(413, "video_too_long", video=position, max_seconds=MAX_VIDEO_SECONDS)
+    frames = matchable_frames(parsed)
     if not frames:
         raise _refused("video_quality_too_low", video=position, min_quality=FRAME_QUALITY_MIN)
     frames.sort(key=lambda frame: frame.timestamp)
@@ -201,9 +203,10 @@ def parse_videos(items: object, *, limit: int) -> list[VideoHashes]:
         return []
     if not isinstance(items, list):
         raise _refused("videos_invalid")
-    if len(items) > limit:
+    videos = [parse_video(item, position=position) for position, item in enumerate(items)]
+    if len(videos) > limit:
         raise TooManyImages(details={"max_images_per_request": limit})
-    return [parse_video(item, position=position) for position, item in enumerate(items)]
+    return videos
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / ".ci" / "system-deps"
 BASH = shutil.which("bash") or "/bin/bash"
 PROGRAMS = ["chromium", "wrk", "nginx", "ffmpeg"]
+# What vpdq's build needs: two programs, and FFmpeg's libraries as pkg-config finds them.
+BUILD_TOOLS = ["pkg-config", "cmake"]
+LIBRARIES = [
+    "libavcodec",
+    "libavformat",
+    "libavdevice",
+    "libavfilter",
+    "libavutil",
+    "libswscale",
+    "libswresample",
+]
+LIBRARY_PACKAGES = " ".join(f"{name}-dev" for name in LIBRARIES)
 
 
 def _executable(path: Path, body: str) -> None:
@@ -22,14 +34,21 @@ def _executable(path: Path, body: str) -> None:
     path.chmod(0o755)
 
 
-def _bin(tmp_path: Path, *, uid: int, present: list[str]) -> Path:
+def _bin(tmp_path: Path, *, uid: int, present: list[str], libraries: bool = True) -> Path:
     """A PATH directory: ``id -u`` answers ``uid``; each of ``present`` is a stand-in program;
-    ``apt-get`` logs its arguments and, on install, provides the programs of the packages."""
+    pkg-config finds a library when a file ``lib-NAME`` is there, which, with ``libraries``,
+    each of FFmpeg's is, and cmake too; ``apt-get`` logs its arguments and, on install, provides the
+    programs of the packages (a library's -dev package: its file)."""
     directory = tmp_path / "bin"
     directory.mkdir()
     _executable(directory / "id", f'[ "$1" = "-u" ] && echo {uid}')
     for name in present:
         _executable(directory / name, "exit 0")
+    _executable(directory / "pkg-config", f'[ "$1" = "--exists" ] && [ -e "{directory}/lib-$2" ]')
+    if libraries:
+        _executable(directory / "cmake", "exit 0")
+        for name in LIBRARIES:
+            (directory / f"lib-{name}").write_text("")
     chmod = shutil.which("chmod") or "/bin/chmod"
     _executable(
         directory / "apt-get",
@@ -37,6 +56,7 @@ def _bin(tmp_path: Path, *, uid: int, present: list[str]) -> Path:
         'if [[ " $* " == *" install "* ]]; then\n'
         '    for argument in "$@"; do\n'
         '        case "$argument" in -*|install) continue ;; nginx-light) name=nginx ;;'
+        ' lib*-dev) name="lib-${argument%-dev}" ;;'
         ' *) name="$argument" ;; esac\n'
         f'        printf "#!{BASH}\\nexit 0\\n" > "{directory}/$name"\n'
         f'        {chmod} +x "{directory}/$name"\n'
@@ -84,6 +104,17 @@ def test_as_root_it_fails_when_the_install_leaves_a_program_missing(tmp_path: Pa
     assert "still not on PATH: ffmpeg" in result.stderr
 
 
+def test_without_ffmpegs_headers_it_installs_them_and_the_build_tools(tmp_path: Path) -> None:
+    directory = _bin(
+        tmp_path, uid=0, present=["chromium", "nginx", "wrk", "ffmpeg"], libraries=False
+    )
+    result = _run(directory)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "apt-get.log").read_text().splitlines()
+    assert calls[1].endswith(f"install -y -qq {LIBRARY_PACKAGES} cmake")
+    assert all((directory / f"lib-{name}").exists() for name in LIBRARIES)
+
+
 def test_with_every_program_present_it_installs_nothing(tmp_path: Path) -> None:
     result = _run(_bin(tmp_path, uid=1000, present=["chromium-browser", "wrk", "nginx", "ffmpeg"]))
     assert result.returncode == 0, result.stderr
@@ -93,7 +124,7 @@ def test_with_every_program_present_it_installs_nothing(tmp_path: Path) -> None:
 
 def test_make_test_checks_the_system_programs_first() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert "\ntest: install system-deps ##" in makefile
+    assert "\ntest: install system-deps video ##" in makefile
     assert '@PATH="$$PATH:/usr/sbin:/sbin" .ci/system-deps' in makefile
     ci = (ROOT / ".ci" / "run").read_text()
     assert "apt-get" not in ci, ".ci/run must install nothing that make test does not"

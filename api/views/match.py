@@ -116,13 +116,6 @@ def _videos_parse(value: object) -> list[list[Frame]]:
         raise ApiError(
             400, "videos_invalid", "videos is a list of objects, each with its frames (vPDQ)."
         )
-    if len(value) > MAX_VIDEOS_PER_MATCH:
-        raise ApiError(
-            413,
-            "too_many_videos",
-            f"At most {MAX_VIDEOS_PER_MATCH} videos in one request.",
-            {"max_videos": MAX_VIDEOS_PER_MATCH},
-        )
     parsed: list[list[Frame]] = []
     for position, item in enumerate(value):
         if not isinstance(item, dict):
@@ -133,6 +126,14 @@ def _videos_parse(value: object) -> list[list[Frame]]:
                 {"video": position},
             )
         parsed.append(parse_frames(item.get("frames"), video=position, limit=MAX_FRAMES_PER_VIDEO))
+    # Refused for their number only once every one is well formed (a 400 comes first).
+    if len(value) > MAX_VIDEOS_PER_MATCH:
+        raise ApiError(
+            413,
+            "too_many_videos",
+            f"At most {MAX_VIDEOS_PER_MATCH} videos in one request.",
+            {"max_videos": MAX_VIDEOS_PER_MATCH},
+        )
     return parsed
 
 
