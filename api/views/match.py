@@ -387,14 +387,19 @@ def _watched_videos(videos: list[list[Frame]]) -> tuple[list[bytes], list[dict[s
     return identities, frames
 
 
-def _match_answer(match: ImageMatch, partner_id: int) -> dict[str, Any]:
-    answer: dict[str, Any] = {
+def _answer_head(match: ImageMatch | VideoMatch, partner_id: int) -> dict[str, Any]:
+    """What every match says of the registered item it names (never its hashes)."""
+    return {
         "match_id": match_id_encode(image_id=match.image_id, partner_id=partner_id),
         "scope": match.scope,
         "minor_depicted": match.minor_depicted,
         "status": match.status,
         "kind": match.kind,
     }
+
+
+def _match_answer(match: ImageMatch, partner_id: int) -> dict[str, Any]:
+    answer = _answer_head(match, partner_id)
     if match.kind == REGIONS:
         answer["regions"] = {"matched": match.regions, "of": match.regions_of}
     if match.timestamp is not None:
@@ -403,14 +408,8 @@ def _match_answer(match: ImageMatch, partner_id: int) -> dict[str, Any]:
 
 
 def _video_match_answer(match: VideoMatch, partner_id: int) -> dict[str, Any]:
-    answer: dict[str, Any] = {
-        "match_id": match_id_encode(image_id=match.image_id, partner_id=partner_id),
-        "scope": match.scope,
-        "minor_depicted": match.minor_depicted,
-        "status": match.status,
-        "kind": match.kind,
-        "timestamp": match.timestamp,
-    }
+    answer = _answer_head(match, partner_id)
+    answer["timestamp"] = match.timestamp
     if match.kind == VIDEO:
         answer["query_match_percent"] = match.query_match_percent
         answer["registered_match_percent"] = match.registered_match_percent

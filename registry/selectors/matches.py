@@ -13,6 +13,7 @@ from registry.dbrouting import primary_reads
 from registry.derivatives import DERIVED_VIEW_NAMES, MASK_NAMES, TILE_NAMES, WHOLE, decide
 from registry.exceptions import InvalidInput
 from registry.matching.follower import get_matcher
+from registry.matching.index import Matches
 from registry.models import ImageHash, RegisteredImage
 from registry.pdq import DIHEDRAL_VARIANTS, MATCH_DISTANCE
 
@@ -71,11 +72,9 @@ def hash_match(
         for name, value in upload_views.items():
             owners.append((upload, name))
             flat.append(value)
-    found = get_matcher().search(flat, max_distance=max_distance)
-    candidate_ids = {hash_id for ids, _ in found for hash_id in ids.tolist()}
-    if not candidate_ids:
+    found, confirmed = searched_and_confirmed(flat, max_distance=max_distance)
+    if not confirmed:
         return [[] for _ in hashes]
-    confirmed = _confirmed(candidate_ids)
     # For each upload and image, the (query view, registered variant, distance) pairs.
     pairs: list[dict[int, list[tuple[str, str, int]]]] = [{} for _ in hashes]
     about: dict[int, tuple[str, bool, str]] = {}
@@ -162,9 +161,11 @@ def _confirm_sql() -> str:
     )
 
 
-def _confirmed(
-    candidate_ids: Collection[int],
-) -> dict[int, tuple[int, str, str, bool, str, float | None]]:
+# A confirmed candidate: image id, variant, scope, under-18 flag, status, a frame's time.
+Confirmed = tuple[int, str, str, bool, str, float | None]
+
+
+def _confirmed(candidate_ids: Collection[int]) -> dict[int, Confirmed]:
     """The candidates still matchable, with their image's fields (and a video frame's time),
     read on the primary: an image withdrawn by a committed transaction is never among them."""
     ids = list(candidate_ids)
@@ -178,11 +179,15 @@ def _confirmed(
     }
 
 
-def confirmed_candidates(
-    candidate_ids: Collection[int],
-) -> dict[int, tuple[int, str, str, bool, str, float | None]]:
-    """_confirmed for the video match (registry.selectors.video_matches)."""
-    return _confirmed(candidate_ids)
+def searched_and_confirmed(
+    queries: Sequence[bytes], *, max_distance: int
+) -> tuple[list[Matches], dict[int, Confirmed]]:
+    """This process's index searched for ``queries`` (one Matches each, in order), and the
+    candidates it found that are still matchable, by hash id (_confirmed): the one search and
+    the one query on the primary of every match, of hashes and of videos alike."""
+    found = get_matcher().search(queries, max_distance=max_distance)
+    candidate_ids = {hash_id for ids, _ in found for hash_id in ids.tolist()}
+    return found, (_confirmed(candidate_ids) if candidate_ids else {})
 
 
 def _region_counts(image_ids: Collection[int]) -> dict[int, tuple[int, int]]:

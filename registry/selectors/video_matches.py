@@ -16,9 +16,8 @@ from django.db.models import Count
 
 from registry.dbrouting import primary_reads
 from registry.derivatives import DERIVED_VIEW_KINDS, WHOLE, WHOLE_DISTANCE
-from registry.matching.follower import get_matcher
 from registry.models import ImageHash
-from registry.selectors.matches import VIDEO, confirmed_candidates
+from registry.selectors.matches import VIDEO, searched_and_confirmed
 from registry.videos import FRAME_MATCH_DISTANCE, Frame, matchable_frames, video_decide_pairs
 
 # The kind of a registered photo seen in a frame of a query video.
@@ -55,11 +54,9 @@ def video_match(videos: Sequence[Sequence[Frame]]) -> list[list[VideoMatch]]:
     kept = [matchable_frames(frames) for frames in videos]
     flat = [frame.value for frames in kept for frame in frames]
     owners = [(video, index) for video, frames in enumerate(kept) for index in range(len(frames))]
-    found = get_matcher().search(flat, max_distance=FRAME_MATCH_DISTANCE)
-    candidate_ids = {hash_id for ids, _ in found for hash_id in ids.tolist()}
-    if not candidate_ids:
+    found, confirmed = searched_and_confirmed(flat, max_distance=FRAME_MATCH_DISTANCE)
+    if not confirmed:
         return [[] for _ in videos]
-    confirmed = confirmed_candidates(candidate_ids)
     # Per query video: registered video -> (query frame, registered hash id, distance) pairs,
     # and registered photo -> its closest (distance, query frame time).
     video_pairs: list[dict[int, list[tuple[int, int, int]]]] = [{} for _ in videos]

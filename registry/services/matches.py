@@ -31,17 +31,13 @@ def partner_match(
     purpose, never the hashes. Counts each image's matches for the review's spike rule.
     A key under a probing alert gets a fraction of the budget (registry.matching.probing).
     """
-    counted = len(hashes) + sum(len(upload) for upload in views or ())
-    limit_partner_hashes(key.partner, counted, slowed_key=slowed_key_id(key))
-    results = hash_match(hashes, max_distance=max_distance, views=views)
-    counters.image_matches_record(match.image_id for matches in results for match in matches)
-    match_call_recorder.record(
-        partner_id=key.partner_id,
-        key_id=key.pk,
+    results, _ = partner_match_with_videos(
+        key=key,
+        hashes=hashes,
+        videos=(),
         purpose=purpose,
-        hashes=counted,
-        matched_hashes=sum(1 for matches in results if matches),
-        matches=sum(len(matches) for matches in results),
+        max_distance=max_distance,
+        views=views,
     )
     return results
 
@@ -56,9 +52,9 @@ def partner_match_with_videos(
     views: Sequence[Mapping[str, bytes]] | None = None,
 ) -> tuple[list[list[ImageMatch]], list[list[VideoMatch]]]:
     """partner_match for a call that also carries videos (their vPDQ frame lists): every frame
-    counts as a hash against the budget, the hashes are matched as by partner_match and the
-    videos by registry.selectors.video_match, and one MatchCall row records the call (each
-    video that matched counts as one matched hash)."""
+    counts as a hash against the budget, the videos are matched by
+    registry.selectors.video_match, and the one MatchCall row counts each video that matched
+    as one matched hash."""
     counted = (
         len(hashes)
         + sum(len(upload) for upload in views or ())
@@ -66,7 +62,7 @@ def partner_match_with_videos(
     )
     limit_partner_hashes(key.partner, counted, slowed_key=slowed_key_id(key))
     results = hash_match(hashes, max_distance=max_distance, views=views) if hashes else []
-    video_results = video_match(videos)
+    video_results = video_match(videos) if videos else []
     counters.image_matches_record(
         [match.image_id for matches in results for match in matches]
         + [match.image_id for matches in video_results for match in matches]

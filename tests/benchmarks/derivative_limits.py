@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import re
 import sys
 import time
 from collections import Counter
@@ -43,6 +42,7 @@ from registry.derivatives import REFRAMED, REGIONS, WHOLE
 from registry.pdq import MATCH_DISTANCE
 from tests.benchmarks import derivative_matching as matching
 from tests.benchmarks import derivative_sets as sets
+from tests.benchmarks.docs_block import docs_block_write
 from tests.photos import Photo, PhotosUnavailable
 from tests.photos import load as load_photos
 
@@ -340,12 +340,7 @@ def measure(arguments: argparse.Namespace) -> list[str]:
 
 
 def write_docs(lines: Sequence[str], path: Path = DOCS) -> None:
-    text = path.read_text()
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), flags=re.DOTALL)
-    if not pattern.search(text):
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} markers")
-    block = "\n".join([BEGIN, "", *lines, "", END])
-    path.write_text(pattern.sub(lambda _: block, text))
+    docs_block_write(path, begin=BEGIN, end=END, lines=lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

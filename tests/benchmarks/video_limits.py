@@ -24,7 +24,6 @@ docs/limits.md between its markers (``--no-docs`` leaves the file alone).
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 from registry.client.videos import VideoHashes, hash_video
 from registry.videos import VideoDecision, video_decide
 from tests import photos
+from tests.benchmarks.docs_block import docs_block_write
 from tests.videos import FfmpegMissing, ffmpeg, make_video, run_ffmpeg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -305,12 +305,7 @@ def _ffmpeg_version() -> str:
 
 
 def write_docs(lines: Sequence[str], path: Path = DOCS) -> None:
-    text = path.read_text()
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), flags=re.DOTALL)
-    if not pattern.search(text):
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} markers")
-    block = "\n".join([BEGIN, "", *lines, "", END])
-    path.write_text(pattern.sub(lambda _: block, text))
+    docs_block_write(path, begin=BEGIN, end=END, lines=lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
