@@ -85,25 +85,59 @@ def flip_masks(bits: int, radius: int) -> Int64Array:
     return out
 
 
+def double_units(chunks: int, max_distance: int) -> list[int] | None:
+    """Per-chunk units (radius + 1), as even as possible, of a double cover; None if none fits.
+
+    A double cover needs ``max_distance + 1`` units plus those of its largest chunk (every
+    match is then found twice: drop any one chunk and the rest still cover it), with no chunk
+    probed beyond the widest radius a single cover uses (the buckets the search reads first).
+    """
+    top = max(even_radii(chunks, max_distance))
+    base, extra = divmod(max_distance + 1 + top + 1, chunks)
+    units = [base + 1] * extra + [base] * (chunks - extra)
+    return units if max(units) <= top + 1 else None
+
+
 def probe_cost_ns(chunks: int, bits: int, occupancy: float, max_distance: int) -> float:
     """Modelled cost of one query probed with even radii (what the kernel improves on).
 
-    Infinite when the chunks cannot certify ``max_distance``: when it exceeds what the
-    pigeonhole bound covers even at a chunk's full radius.
+    The cheaper of the two plans the search chooses between (registry.matching.kernels
+    probe_search): the single cover verifies every row of the buckets probed; the double cover
+    reads more buckets but counts their rows and verifies only those found twice, which this
+    model leaves out (a few hundredths of the rows read, on uniform and on PDQ-shaped hashes).
+    Modelling the single cover alone chose 11 chunks of 18 bits at 1,000,000 rows, where 13
+    of 17 answer in half the time (below). Infinite when the chunks cannot certify
+    ``max_distance``: when it exceeds what the pigeonhole bound covers even at a chunk's full
+    radius.
     """
     radii = even_radii(chunks, max_distance)
     if max(radii) > bits:
         return math.inf
-    looked_up = chunks * ball_size(bits, max(radii))
+    looked_up = chunks * ball_size(bits, max(radii)) * _COST_LOOKUP_NS
     probed = sum(ball_size(bits, t) for t in radii)
-    return looked_up * _COST_LOOKUP_NS + probed * occupancy * _COST_CANDIDATE_NS
+    single = looked_up + probed * occupancy * _COST_CANDIDATE_NS
+    units = double_units(chunks, max_distance)
+    if units is None:
+        return single
+    counted = sum(ball_size(bits, u - 1) for u in units)
+    return min(single, looked_up + counted * occupancy * _COST_COUNT_NS)
 
 
 def _choose_shape(rows: int) -> tuple[int, int] | None:
     """The (chunks, bits) with the least modelled cost at distance 31, or None: scan instead.
 
     Only shapes whose postings and directory take at most ``_INDEX_BYTES_PER_HASH`` are
-    considered, with the uniform occupancy ``rows / 2**bits``.
+    considered, with the uniform occupancy ``rows / 2**bits``. Measured one query at a time on
+    2 cores, mean CPU a query, PDQ-shaped / uniform hashes (tests/benchmarks/datasets.py):
+
+    ========== ======================= =========================== ==========================
+    rows       chosen before           chosen now                  also measured
+    ========== ======================= =========================== ==========================
+    1,000,000  11 x 18: 546 / 224 us   13 x 17: 293 / 164 us       12 x 17: 419 / 159 us
+    3,000,000  11 x 20: 746 / 248 us   12 x 19: 512 / 168 us       13 x 18: 548 us
+    10,000,000 12 x 21: 992 us         12 x 21 (unchanged)         13 x 19: 1,457; 14 x 18:
+                                                                   1,669 us
+    ========== ======================= =========================== ==========================
     """
     if rows < MIN_INDEXED_ROWS:
         return None
