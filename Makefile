@@ -105,7 +105,7 @@ limits: install system-deps video ## Measure what PDQ, its derived views and vPD
 # The load test creates, then drops, its own database on this server and empties this Redis db.
 LOADTEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/13)
 
-loadtest: install system-deps video ## Load test as in production (gunicorn, 1,000,000 hashes, wrk); prints a table
+loadtest: install system-deps video ## Load test as in production (registry.serve, 1,000,000 hashes, wrk); prints a table
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(LOADTEST_REDIS_URL) \
 		$(PY) -m tests.load.run $(LOADTEST_ARGS)
 

@@ -17,9 +17,9 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # On 2 cores, 3 or 4 workers of 2 threads served a third more match calls than 2 workers of 4
 # in the load test (make loadtest): a thread waiting on PostgreSQL or Redis lets another run,
 # and more threads in one process mostly wait for its interpreter lock.
-workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+workers = int(os.environ.get("WEB_CONCURRENCY") or "3")
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS") or "2")
 preload_app = True
 timeout = 30
 graceful_timeout = 20

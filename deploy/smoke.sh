@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of the production configuration on this machine: deploy/smoke.sh
 #
-# Starts gunicorn (deploy/gunicorn.conf.py), a Celery worker and Celery beat against the local
-# PostgreSQL and Redis, in a database it creates and drops, then: registers a photo, matches it
+# Starts the web server (python -m registry.serve), a Celery worker and Celery beat against the
+# local PostgreSQL and Redis, in a database it creates and drops, then: registers a photo, matches it
 # with a partner key, withdraws it (it no longer matches), and checks that a local receiver got
 # the signed image.added and image.withdrawn webhooks. Stops everything it started, whatever
 # happens, and exits non-zero with a message naming the step that failed.
@@ -11,7 +11,7 @@
 #   SMOKE_POSTGRES  PostgreSQL server URL, no database  (postgres://postgres@127.0.0.1:5432)
 #   SMOKE_DATABASE  database to create and drop          (rempart_smoke)
 #   SMOKE_REDIS     Redis URL with its own db number     (redis://127.0.0.1:6379/12)
-#   SMOKE_PORT      gunicorn's port; the receiver takes the next one (8741)
+#   SMOKE_PORT      the web server's port; the receiver takes the next one (8741)
 #   PYTHON          the registry's Python                (.venv/bin/python)
 set -euo pipefail
 
@@ -68,7 +68,7 @@ export DATABASE_URL="$postgres/$database" REDIS_URL=${SMOKE_REDIS:-redis://127.0
 export CELERY_BROKER_URL=$REDIS_URL
 export WITHDRAWAL_JOURNAL="$work/withdrawals.jsonl" STATIC_ROOT="$work/static"
 export WEBHOOK_ALLOW_PRIVATE_TARGETS=1 WEBHOOK_SWEEP_SECONDS=1 WEBHOOK_TIMEOUT_SECONDS=2
-export GUNICORN_BIND="127.0.0.1:$port" WEB_CONCURRENCY=3 GUNICORN_THREADS=2 LOG_LEVEL=INFO
+export WEB_BIND="127.0.0.1:$port" WEB_CONCURRENCY=2 WEB_THREADS=2 LOG_LEVEL=INFO
 webhook_secret="whsec_$(random)"
 
 manage() { "$python" manage.py "$@"; }
@@ -129,7 +129,7 @@ WEBHOOK_SECRET=$webhook_secret "$python" "$work/receiver.py" "$receiver_port" "$
 pids+=($!)
 
 # 4. The three services, as the systemd units run them.
-"$bin/gunicorn" -c deploy/gunicorn.conf.py registry.wsgi >"$work/web.log" 2>&1 &
+"$python" -m registry.serve >"$work/web.log" 2>&1 &
 pids+=($!)
 web=$!
 "$bin/celery" -A registry worker --loglevel INFO --concurrency 2 >"$work/worker.log" 2>&1 &
@@ -140,16 +140,16 @@ pids+=($!)
 
 for ((i = 0; i < 300; i++)); do
     curl -fsS "$url/ready" >/dev/null 2>&1 && break
-    kill -0 "$web" 2>/dev/null || fail "gunicorn exited"
+    kill -0 "$web" 2>/dev/null || fail "the web server exited"
     sleep 0.2
 done
-curl -fsS "$url/ready" >/dev/null || fail "gunicorn did not become ready"
+curl -fsS "$url/ready" >/dev/null || fail "the web server did not become ready"
 for ((i = 0; i < 300; i++)); do
     grep -q " ready." "$work/worker.log" 2>/dev/null && break
     sleep 0.2
 done
 grep -q " ready." "$work/worker.log" || fail "the Celery worker did not start"
-step "gunicorn, Celery worker and Celery beat started"
+step "web server, Celery worker and Celery beat started"
 
 # 5. A registration, as a helpline would make it with the rempart client.
 "$python" -c '

@@ -1,4 +1,5 @@
-"""Real processes for the tests that start, stop and kill them: PostgreSQL, Redis, gunicorn, Celery.
+"""Real processes for the tests that start, stop and kill them: PostgreSQL, Redis, the web
+server, Celery.
 
 Each process is started by the test that needs it, on a free port, in its own process group, and
 stopped (or killed) by its own id when the test ends, also when it fails. A throwaway PostgreSQL
@@ -266,7 +267,7 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
-# --- The service: gunicorn and Celery ---------------------------------------------------------
+# --- The service: the web server and Celery -----------------------------------------------------
 
 
 # The operators' token of the services started here: /ready shows its figures only with it.
@@ -287,18 +288,27 @@ def service_env(**overrides: str) -> dict[str, str]:
     }
 
 
-def start_gunicorn(
-    processes: Processes, env: dict[str, str], *, workers: int = 1, name: str = "gunicorn"
+def start_web(
+    processes: Processes,
+    env: dict[str, str],
+    *,
+    workers: int = 1,
+    name: str = "web",
+    server: str = "granian",
 ) -> str:
-    """gunicorn as in production (deploy/gunicorn.conf.py); returns its base URL once ready."""
+    """The web server as in production, ``python -m registry.serve`` (granian), or gunicorn with
+    deploy/gunicorn.conf.py (``server="gunicorn"``, which operators may keep); returns its base
+    URL once ready."""
     port = free_port()
-    log = processes.start(
-        name,
+    if server == "gunicorn":
         # No control socket: its default path is shared by every gunicorn of the user.
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind",
-         f"127.0.0.1:{port}", "--no-control-socket", "registry.wsgi"],
-        {**env, "WEB_CONCURRENCY": str(workers)},
-    )  # fmt: skip
+        command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind",
+                   f"127.0.0.1:{port}", "--no-control-socket", "registry.wsgi"]  # fmt: skip
+    else:
+        command = [sys.executable, "-m", "registry.serve"]
+    log = processes.start(
+        name, command, {**env, "WEB_CONCURRENCY": str(workers), "WEB_BIND": f"127.0.0.1:{port}"}
+    )
     base = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -307,7 +317,7 @@ def start_gunicorn(
         except OSError:
             return False
 
-    wait_until(ready, what=lambda: "gunicorn never became ready:\n" + log.read_text())
+    wait_until(ready, what=lambda: f"{name} never became ready:\n" + log.read_text())
     return base
 
 

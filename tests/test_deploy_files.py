@@ -73,12 +73,7 @@ def test_compose_defines_the_services_with_their_images_and_commands() -> None:
         assert service["environment"]["DATABASE_URL"].endswith("@db:5432/rempart")
         assert service["environment"]["CELERY_BROKER_URL"] == "redis://redis:6379/0"
     assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--no-input"]
-    assert services["web"]["command"] == [
-        "gunicorn",
-        "-c",
-        "deploy/gunicorn.conf.py",
-        "registry.wsgi",
-    ]
+    assert services["web"]["command"] == ["python", "-m", "registry.serve"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "registry", "worker"]
     beat = services["beat"]["command"]
     assert beat[:4] == ["celery", "-A", "registry", "beat"]
@@ -122,10 +117,7 @@ def test_dockerfile_builds_from_python_311_slim_and_runs_as_a_user() -> None:
         keyword == "ADD" and re.search(r"\b(https?|ftp)://", arguments)
         for keyword, arguments in instructions
     ), "no ADD of a remote URL: fetch and verify in a RUN instead"
-    assert instructions[-1] == (
-        "CMD",
-        '["gunicorn", "-c", "deploy/gunicorn.conf.py", "registry.wsgi"]',
-    )
+    assert instructions[-1] == ("CMD", '["python", "-m", "registry.serve"]')
 
 
 def test_dockerfile_installs_from_the_lock_and_collects_static_files() -> None:
@@ -152,9 +144,9 @@ def test_dockerfile_installs_from_the_lock_and_collects_static_files() -> None:
     [
         (
             "rempart-web.service",
-            "gunicorn",
-            ["-c", "deploy/gunicorn.conf.py", "registry.wsgi"],
-            ["deploy/gunicorn.conf.py", "registry/wsgi.py"],
+            "python",
+            ["-m", "registry.serve"],
+            ["registry/serve.py", "registry/wsgi.py"],
         ),
         (
             "rempart-worker.service",
@@ -206,8 +198,10 @@ def test_systemd_timer_rewrites_the_index_checkpoint_hourly_and_privately() -> N
 
 
 def test_systemd_web_unit_reloads_with_hup() -> None:
-    # deploy/gunicorn.conf.py reloads the match index in the master on SIGHUP (on_reload).
+    # registry/serve.py reloads the match index in its main process on SIGHUP, then granian
+    # replaces the workers (tests/deploy/test_serve.py); gunicorn.conf.py does the same.
     assert _unit("rempart-web.service")["Service"]["ExecReload"] == "/bin/kill -s HUP $MAINPID"
+    assert "server.on_reload(_index_load)" in (ROOT / "registry" / "serve.py").read_text()
     assert "def on_reload(" in (DEPLOY / "gunicorn.conf.py").read_text()
 
 

@@ -136,7 +136,7 @@ def test_a_bare_pytest_runs_with_make_tests_values() -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of what manage.py, gunicorn and Celery need, without this checkout's .env."""
+    """A copy of what manage.py, the web servers and Celery need, without this checkout's .env."""
     copy = tmp_path / "project"
     copy.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -235,6 +235,7 @@ def _production(project: Path) -> dict[str, str]:
         KEY_PEPPER="a-production-like-pepper",
         RECEIPT_SIGNING_KEY=base64.b64encode(b"r" * 32).decode(),
         ALLOWED_HOSTS="registry.example.org",
+        WEB_BIND=f"127.0.0.1:{_free_port()}",
         GUNICORN_BIND=f"127.0.0.1:{_free_port()}",
     )
 
@@ -268,11 +269,12 @@ def test_in_production_a_malformed_setting_stops_manage_py_with_one_line(project
 @pytest.mark.parametrize(
     "command",
     [
+        ["python", "-m", "registry.serve"],
         ["gunicorn", "-c", "deploy/gunicorn.conf.py", "registry.wsgi"],
         ["celery", "-A", "registry", "worker", "--loglevel", "INFO"],
         ["celery", "-A", "registry", "beat", "--loglevel", "INFO"],
     ],
-    ids=["gunicorn", "celery-worker", "celery-beat"],
+    ids=["web", "gunicorn", "celery-worker", "celery-beat"],
 )
 def test_in_production_a_missing_secret_stops_the_services_with_one_line(
     project: Path, command: list[str]

@@ -1,8 +1,8 @@
 """Two real web processes that cache partner keys: a revoked key fails on both within a second.
 
-Each gunicorn server (one worker each, on the test database) checks the key once, then serves
-it from its cache (registry.keycache), as its /ready figures show. The revocation commits in
-this process; both servers must refuse the key within a second of it.
+Each web server (``python -m registry.serve``, one worker each, on the test database) checks
+the key once, then serves it from its cache (registry.keycache), as its /ready figures show.
+The revocation commits in this process; both servers must refuse the key within a second of it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.processes import (
     processes_in,
     request,
     service_env,
-    start_gunicorn,
+    start_web,
     suite_database_url,
     wait_until,
 )
@@ -34,7 +34,7 @@ REVOCATION_BOUND = 1.0  # seconds: the registry's promise (issue 15), not a benc
 def two_servers(transactional_db: None, tmp_path: Path) -> Iterator[list[str]]:
     env = service_env(DATABASE_URL=suite_database_url())
     with processes_in(tmp_path) as processes:
-        yield [start_gunicorn(processes, env, name=f"gunicorn-{number}") for number in range(2)]
+        yield [start_web(processes, env, name=f"web-{number}") for number in range(2)]
 
 
 def _match_status(base: str, key: str) -> int:

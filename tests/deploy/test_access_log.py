@@ -1,11 +1,14 @@
-"""gunicorn's access log, as deploy/gunicorn.conf.py configures it, holds no value a client sent.
+"""The access log holds no value a client sent: the deployed server's (``python -m
+registry.serve``, registry.access_log.AccessLog) and gunicorn's (deploy/gunicorn.conf.py).
 
-A real gunicorn serves requests carrying a hash, a key and a case secret in their query strings
-and paths; its access log is then read whole: the requests are there, the values are not.
+A real server serves requests carrying a hash, a key and a case secret in their query strings
+and paths; its access log is then read whole: the requests are there, the values are not, nor
+the client's address.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from tests.processes import (
     processes_in,
     request,
     service_env,
-    start_gunicorn,
+    start_web,
     suite_database_url,
     wait_until,
 )
@@ -28,18 +31,22 @@ SECRET = "7K2Q-9XWD-M4TB-R8VN"  # the shape of a case secret
 CURSOR = "eyJzZXF1ZW5jZSI6IDQyLCAicGFydG5lciI6IDN9"
 
 
-@pytest.fixture
-def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@pytest.fixture(params=["granian", "gunicorn"])
+def server(
+    request: pytest.FixtureRequest, transactional_db: None, tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
     log = tmp_path / "access.log"
-    env = service_env(DATABASE_URL=suite_database_url(), GUNICORN_ACCESS_LOG=str(log))
+    env = service_env(
+        DATABASE_URL=suite_database_url(), GUNICORN_ACCESS_LOG=str(log), WEB_ACCESS_LOG=str(log)
+    )
     with processes_in(tmp_path) as processes:
-        yield start_gunicorn(processes, env), log
+        yield start_web(processes, env, server=request.param), log
 
 
 def test_the_access_log_holds_no_query_string_hash_key_or_secret(
-    gunicorn: tuple[str, Path], partner_a: PartnerPersona
+    server: tuple[str, Path], partner_a: PartnerPersona
 ) -> None:
-    base, log = gunicorn
+    base, log = server
     key = partner_a.raw_key
     sent = [
         ("POST", f"/api/v1/match?hash={HASH}", {"hashes": [HASH], "purpose": "publish"}),
@@ -63,6 +70,12 @@ def test_the_access_log_holds_no_query_string_hash_key_or_secret(
     text = log.read_text()
     for value in (HASH, key, key.split("_")[-1], SECRET, CURSOR, "hash=", "cursor=", "limit="):
         assert value not in text, value
+    assert "127.0.0.1" not in text  # no client address
+    # One line a request, in gunicorn's format: request line, status, bytes, time.
+    lines = text.splitlines()
+    polls = [line for line in lines if line.startswith('"GET /ready HTTP/1.1" ')]  # start_web's
+    assert len(lines) == len(sent) + len(polls)
+    assert all(re.fullmatch(r'"[A-Z]+ \S+ HTTP/1\.1" \d{3} (\d+|-) \d+ms', line) for line in lines)
     assert text.count("?[query]") == 5
     assert '"POST /api/v1/match?[query] HTTP/1.1"' in text
     assert '"GET /api/v1/[hash] HTTP/1.1"' in text

@@ -1,6 +1,6 @@
 """deploy/smoke.sh passes: the production configuration registers, matches, withdraws, notifies.
 
-The script starts gunicorn, a Celery worker and Celery beat itself, in a database of its own
+The script starts the web server, a Celery worker and Celery beat itself, in a database of its own
 named after the test database, and stops them; this test only runs it and reads what it says.
 """
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STEPS = [
     "smoke: database {database} created and migrated",
     "smoke: partner created with a key and a webhook endpoint",
-    "smoke: gunicorn, Celery worker and Celery beat started",
+    "smoke: web server, Celery worker and Celery beat started",
     "smoke: registration: case RMP-",
     "smoke: match: the registered photo matches, an unrelated one does not",
     "smoke: withdrawal: the photo no longer matches, and the withdrawal journal holds it",

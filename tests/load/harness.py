@@ -3,13 +3,13 @@
 ``production_service`` creates a database of its own on the PostgreSQL server of
 ``DATABASE_URL`` (named after it, ending in ``_loadtest``), fills it (tests/load/prepare.py),
 writes the index's checkpoint that every web process maps (``INDEX_CHECKPOINT_PATH``),
-starts one or more web processes (gunicorn with deploy/gunicorn.conf.py, several workers each,
+starts one or more web processes (``python -m registry.serve``: granian, several workers each,
 DEBUG off, on ports of their own), nginx in front of them with the deploy site
 (tests/load/nginx.py), and a Celery worker on Redis; on the way out, failure included, it stops
 them, drops the database and empties the Redis database it used. A second nginx proxies to the
 first web process alone, to compare one process with all of them in the same run; with
-``granian=True``, as many granian processes serve the same application behind a third nginx, to
-compare the servers in the same run.
+``gunicorn=True``, as many gunicorn processes (deploy/gunicorn.conf.py) serve the same
+application behind a third nginx, to compare the servers in the same run.
 
 ``run_scenario`` drives match calls with wrk (tests/load/match.lua, one thread: the two cores
 are shared with the server) while ``WriteStream`` (tests/load/writes.py) registers and
@@ -88,8 +88,8 @@ class Service:
     # hash.
     access_logs: list[Path]
     database_url: str
-    # nginx in front of as many granian processes, the same application (``granian=True``).
-    base_granian: str | None = None
+    # nginx in front of as many gunicorn processes, the same application (``gunicorn=True``).
+    base_gunicorn: str | None = None
 
     def match_calls_recorded(self) -> int:
         """How many MatchCall rows the database holds now."""
@@ -177,15 +177,15 @@ def production_service(
     celery: bool = True,
     database_suffix: str = "_loadtest",
     web_env: dict[str, str] | None = None,
-    granian: bool = False,
+    gunicorn: bool = False,
 ) -> Iterator[Service]:
     """The registry as in production on this machine, with ``hashes`` registered hashes:
     ``servers`` web processes of ``workers`` workers behind nginx (on ``port``).
 
-    ``granian``: also as many granian processes of as many workers (``threads`` blocking
-    threads each) behind an nginx of their own, on the same database, to compare the servers
-    in one run. Each granian worker loads its own index (no preload to share it) and writes no
-    access log (granian's would hold the client's address)."""
+    ``gunicorn``: also as many gunicorn processes (deploy/gunicorn.conf.py, its default of 3
+    workers, ``threads`` threads each) behind an nginx of their own, on the same database, to
+    compare the servers in one run; their access logs are kept apart (``access_logs`` is the
+    deployed server's)."""
     admin_url, name, database_url = _database_urls(server_url, database_suffix)
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="rempart-load-"))
@@ -239,28 +239,27 @@ def production_service(
             stdout=subprocess.DEVNULL,
         )
         env["INDEX_CHECKPOINT_PATH"] = str(checkpoint)
-        log(f"registered in {time.monotonic() - started:.0f} s; starting gunicorn")
+        log(f"registered in {time.monotonic() - started:.0f} s; starting the web processes")
 
-        server_log = (workdir / "gunicorn.log").open("wb")
+        server_log = (workdir / "web.log").open("wb")
         cleanup.callback(server_log.close)
         web_ports = [free_port() for _ in range(servers)]
         access_logs = [workdir / f"access-{number}.log" for number in range(servers)]
         web: list[subprocess.Popen[bytes]] = []
         for web_port, access_log in zip(web_ports, access_logs, strict=True):
             process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
-                 "registry.wsgi"],
+                [sys.executable, "-m", "registry.serve"],
                 cwd=ROOT,
                 env={
                     **env,
-                    "GUNICORN_BIND": f"127.0.0.1:{web_port}",
-                    "GUNICORN_ACCESS_LOG": str(access_log),
+                    "WEB_BIND": f"127.0.0.1:{web_port}",
+                    "WEB_ACCESS_LOG": str(access_log),
                 },
                 stdout=server_log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
             web.append(process)
-            cleanup.callback(_stop, process, f"gunicorn on {web_port}")
+            cleanup.callback(_stop, process, f"web process on {web_port}")
         if celery:
             worker = subprocess.Popen(
                 [
@@ -281,36 +280,39 @@ def production_service(
                 stderr=subprocess.STDOUT,
             )
             cleanup.callback(_stop, worker, "celery worker")
-        granian_ports = [free_port() for _ in range(servers if granian else 0)]
-        for web_port in granian_ports:
+        gunicorn_ports = [free_port() for _ in range(servers if gunicorn else 0)]
+        for web_port in gunicorn_ports:
             process = subprocess.Popen(
-                [sys.executable, "-m", "granian", "--interface", "wsgi",
-                 "--host", "127.0.0.1", "--port", str(web_port),
-                 "--workers", str(workers), "--blocking-threads", str(threads),
-                 "registry.wsgi:application"],
+                [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+                 "registry.wsgi"],
                 cwd=ROOT,
-                env={**env, "INDEX_AUTOSTART": "1"},
+                env={
+                    **env,
+                    "GUNICORN_BIND": f"127.0.0.1:{web_port}",
+                    "GUNICORN_ACCESS_LOG": str(workdir / f"access-gunicorn-{web_port}.log"),
+                    "WEB_CONCURRENCY": "3",  # deploy/gunicorn.conf.py's default
+                },
                 stdout=server_log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
             web.append(process)
-            cleanup.callback(_stop, process, f"granian on {web_port}")
+            cleanup.callback(_stop, process, f"gunicorn on {web_port}")
         try:
-            for web_port, process in zip(web_ports + granian_ports, web, strict=True):
+            for web_port, process in zip(web_ports + gunicorn_ports, web, strict=True):
                 _wait_ready(f"http://127.0.0.1:{web_port}", process, time.monotonic() + 120)
         except RuntimeError:
             server_log.flush()
-            sys.stderr.write((workdir / "gunicorn.log").read_text(errors="replace")[-4000:])
+            sys.stderr.write((workdir / "web.log").read_text(errors="replace")[-4000:])
             raise
         one_port = free_port()
         fronts = [
             (port, start_nginx(port, web_ports, workdir / "nginx")),
             (one_port, start_nginx(one_port, web_ports[:1], workdir / "nginx-one")),
         ]
-        granian_front = free_port()
-        if granian:
-            front = start_nginx(granian_front, granian_ports, workdir / "nginx-granian")
-            fronts.append((granian_front, front))
+        gunicorn_front = free_port()
+        if gunicorn:
+            front = start_nginx(gunicorn_front, gunicorn_ports, workdir / "nginx-gunicorn")
+            fronts.append((gunicorn_front, front))
         for front_port, front in fronts:
             cleanup.callback(_stop, front, f"nginx on {front_port}")
         for front_port, front in fronts:
@@ -327,7 +329,7 @@ def production_service(
             hashes=details["hashes"],
             access_logs=access_logs,
             database_url=database_url,
-            base_granian=f"http://127.0.0.1:{granian_front}" if granian else None,
+            base_gunicorn=f"http://127.0.0.1:{gunicorn_front}" if gunicorn else None,
         )
 
 
@@ -410,7 +412,7 @@ def run_scenario(
     """Match calls with wrk (``batch`` 0: the bare endpoint) and, alongside, registrations and
     withdrawals; then check again that no photo withdrawn during the load matches.
     ``one_process``: through the nginx in front of the first web process only; ``base``:
-    through another front (the granian one)."""
+    through another front (the gunicorn one)."""
     driven = base or (service.base_one_process if one_process else service.base)
     log_offsets = service.access_log_sizes()
     stream = WriteStream(base=service.base, key=service.key, pause=write_pause)

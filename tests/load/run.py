@@ -2,13 +2,14 @@
 
 Run: ``.venv/bin/python -m tests.load.run [--hashes 1000000] [--seconds 25]``. It sets up the
 service as tests/load/harness.py describes (its own database on the server of
-``DATABASE_URL``, Redis at ``REDIS_URL``, two web processes of gunicorn with
-deploy/gunicorn.conf.py behind nginx with the deploy site, and a Celery worker), then runs, each
+``DATABASE_URL``, Redis at ``REDIS_URL``, two web processes of ``python -m registry.serve``
+(granian, as deployed) behind nginx with the deploy site, and a Celery worker), then runs, each
 alongside registrations and withdrawals: the bare endpoint (``GET /health``, a fixed answer, no
 database: what the server, its workers and nginx cost), single-hash match calls, batches of 100,
 single-hash calls through one web process only, and then the bare endpoint and single-hash
-calls again with granian serving the same application in place of gunicorn (behind nginx too;
-``--no-granian`` leaves them out), to compare the servers in one run. It prints a Markdown
+calls again with gunicorn (deploy/gunicorn.conf.py, the server deployed before) serving the same
+application (behind nginx too; ``--no-gunicorn`` leaves them out), to compare the servers in one
+run. It prints a Markdown
 table against the goals, with the match route's rate as a share of the bare endpoint's behind
 the same server. Everything it started is stopped and everything it created is dropped, on
 failure too. Exits 1 if a goal is missed.
@@ -27,13 +28,13 @@ from tests.load.harness import Outcome, log, production_service, run_scenario
 
 # The goals on 2 cores (issue 15), by scenario: requests/s at least, p99 below (ms), and the
 # share of the bare endpoint's rate at least. Scenarios without a goal are printed for reading.
-SINGLE, BATCH, BARE, ONE_PROCESS, BARE_GRANIAN, SINGLE_GRANIAN = (
+SINGLE, BATCH, BARE, ONE_PROCESS, BARE_GUNICORN, SINGLE_GUNICORN = (
     "single-hash match",
     "batch match, 100 hashes",
     "bare endpoint (GET /health)",
     "single-hash match, 1 web process",
-    "granian: bare endpoint",
-    "granian: single-hash match",
+    "gunicorn: bare endpoint",
+    "gunicorn: single-hash match",
 )
 GOALS: dict[str, tuple[float, float | None, float | None]] = {
     SINGLE: (2000.0, 20.0, 0.40),
@@ -55,9 +56,9 @@ def goal_text(scenario: str) -> str:
 
 def share_of_bare(outcome: Outcome, outcomes: list[Outcome]) -> float | None:
     """The rate as a share of the bare endpoint's behind the same server."""
-    if outcome.scenario in (BARE, BARE_GRANIAN):
+    if outcome.scenario in (BARE, BARE_GUNICORN):
         return None
-    reference = BARE_GRANIAN if outcome.scenario == SINGLE_GRANIAN else BARE
+    reference = BARE_GUNICORN if outcome.scenario == SINGLE_GUNICORN else BARE
     bare = next((other for other in outcomes if other.scenario == reference), None)
     if bare is None or not bare.rate:
         return None
@@ -106,15 +107,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hashes", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=25)
-    # deploy/gunicorn.conf.py's defaults, which these measurements chose.
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 3)))
+    # Workers of each deployed web process: one, so that the two processes run one worker a core
+    # between them, registry/serve.py's default for the machine (six served fewer calls). The
+    # gunicorn rows run deploy/gunicorn.conf.py's own default, 3 workers a process.
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 1)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", 2)))
     parser.add_argument("--servers", type=int, default=2, help="web processes behind nginx")
     parser.add_argument("--port", type=int, default=None, help="nginx's port")
     parser.add_argument("--single-connections", type=int, default=16)
     parser.add_argument("--batch-connections", type=int, default=4)
     parser.add_argument(
-        "--no-granian", action="store_true", help="leave out the granian comparison"
+        "--no-gunicorn", action="store_true", help="leave out the gunicorn comparison"
     )
     arguments = parser.parse_args()
     if not 20 <= arguments.seconds <= 30:
@@ -131,20 +134,20 @@ def main() -> None:
         threads=arguments.threads,
         servers=arguments.servers,
         port=arguments.port,
-        granian=not arguments.no_granian,
+        gunicorn=not arguments.no_gunicorn,
     ) as service:
         for scenario, batch, connections in (
             (BARE, 0, arguments.single_connections),
             (SINGLE, 1, arguments.single_connections),
             (BATCH, 100, arguments.batch_connections),
             (ONE_PROCESS, 1, arguments.single_connections),
-            (BARE_GRANIAN, 0, arguments.single_connections),
-            (SINGLE_GRANIAN, 1, arguments.single_connections),
+            (BARE_GUNICORN, 0, arguments.single_connections),
+            (SINGLE_GUNICORN, 1, arguments.single_connections),
         ):
             if scenario == ONE_PROCESS and arguments.servers == 1:
                 continue
-            granian = scenario in (BARE_GRANIAN, SINGLE_GRANIAN)
-            if granian and service.base_granian is None:
+            compared = scenario in (BARE_GUNICORN, SINGLE_GUNICORN)
+            if compared and service.base_gunicorn is None:
                 continue
             log(f"{scenario}: {arguments.seconds} s, {connections} connections, 1 wrk thread")
             outcomes.append(
@@ -156,23 +159,23 @@ def main() -> None:
                     connections=connections,
                     write_pause=1.0,
                     one_process=scenario == ONE_PROCESS,
-                    base=service.base_granian if granian else None,
+                    base=service.base_gunicorn if compared else None,
                 )
             )
         log("stopping everything started and dropping the load database")
     cores = os.cpu_count()
     print(
         f"\n{service.hashes:,} hashes registered; nginx in front of {arguments.servers} web "
-        f"processes (gunicorn, {arguments.workers} workers x {arguments.threads} threads each; "
-        f"granian alike for its rows), PostgreSQL, Redis, a Celery worker and wrk (1 thread) on "
-        f"{cores} cores\n"
+        f"processes (registry.serve: granian, {arguments.workers} workers x {arguments.threads} "
+        f"threads each; gunicorn 3 workers a process for its rows), PostgreSQL, Redis, a Celery "
+        f"worker and wrk (1 thread) on {cores} cores\n"
     )
     print(table(outcomes))
     print()
     for outcome in outcomes:
         answers = ", ".join(f"{status}: {count:,}" for status, count in outcome.answers.items())
-        if outcome.scenario in (BARE_GRANIAN, SINGLE_GRANIAN):
-            answers = f"gunicorn's, for the writes alongside ({answers}); granian keeps no log"
+        if outcome.scenario in (BARE_GUNICORN, SINGLE_GUNICORN):
+            answers = f"the deployed server's, for the writes alongside ({answers})"
         print(
             f"{outcome.scenario}: {outcome.requests:,} match calls in {outcome.seconds:.1f} s; "
             f"errors: {outcome.status_errors} non-2xx, {outcome.socket_errors} socket, "

@@ -1,12 +1,12 @@
 """The load test, short: the production-like server under match calls, with writes alongside.
 
-The same setup as ``make loadtest`` (tests/load/harness.py: two web processes of gunicorn with
-deploy/gunicorn.conf.py behind nginx with the deploy site, PostgreSQL, Redis, a Celery worker,
-wrk) on 20,000 registered hashes, each scenario for a few seconds. It asserts what must hold
+The same setup as ``make loadtest`` (tests/load/harness.py: two web processes of
+``python -m registry.serve`` behind nginx with the deploy site, PostgreSQL, Redis, a Celery
+worker, wrk) on 20,000 registered hashes, each scenario for a few seconds. It asserts what must hold
 whatever the machine: no request fails, no photo withdrawn during the load matches afterwards,
 every match call answered has its usage record (written in batches by the web processes), and
-both web processes answered match calls; then the same under granian, which ``make loadtest``
-compares with gunicorn. The rates
+both web processes answered match calls; then the same under gunicorn, which ``make loadtest``
+compares with the deployed server. The rates
 and latencies are printed, never asserted (``make loadtest`` measures them).
 """
 
@@ -52,7 +52,7 @@ def test_match_calls_under_load_never_fail_and_withdrawn_photos_never_match() ->
         threads=4,
         servers=2,
         database_suffix="_loadshort",
-        granian=True,
+        gunicorn=True,
     ) as service:
         outcomes = [
             run_scenario(service, scenario="bare endpoint", batch=0, seconds=2, connections=8),
@@ -84,16 +84,17 @@ def test_match_calls_under_load_never_fail_and_withdrawn_photos_never_match() ->
                 break
             time.sleep(0.2)
         assert recorded == answered
-        # The same application under granian, the server the load test compares (its calls
-        # leave no access log line, so they come after the count above).
+        # The same application under gunicorn, the server the load test compares (its calls
+        # leave no line in the deployed server's access logs, so they come after the count
+        # above).
         outcomes.append(
             run_scenario(
                 service,
-                scenario="granian: single-hash match",
+                scenario="gunicorn: single-hash match",
                 batch=1,
                 seconds=2,
                 connections=8,
-                base=service.base_granian,
+                base=service.base_gunicorn,
             )
         )
     for outcome in outcomes:

@@ -2,17 +2,17 @@
 
 The test starts its own two PostgreSQL servers (tests/replication.py, ``primary_and_replica``): a
 primary made by ``initdb``, and a hot standby made from it by ``pg_basebackup -R``, streaming on
-another port. Nothing of the machine's own PostgreSQL is used or configured. A real gunicorn
-(deploy/gunicorn.conf.py) runs with ``DATABASE_URL`` naming the primary and
+another port. Nothing of the machine's own PostgreSQL is used or configured. The real web server
+(``python -m registry.serve``) runs with ``DATABASE_URL`` naming the primary and
 ``DATABASE_REPLICA_URL`` the standby, and the test drives it over HTTP as a partner and as people
 registering and withdrawing photos do, pausing the standby's replay (``pg_wal_replay_pause()``)
 to hold it behind the primary for as long as it needs, or stopping it outright.
 
 Why a separate web process rather than this one: the database aliases are read from the
 environment when the settings load, and this process's connections belong to pytest-django's
-test database. A process started with the two URLs runs the router, the index's load (in
-gunicorn's master, before the fork) and its follower thread exactly as in production, and the
-test observes only what a partner or an operator can: answers, ``/ready``'s figures, and the
+test database. A process started with the two URLs runs the router, the index's load (in the
+server's main process, before the fork) and its follower thread exactly as in production, and
+the test observes only what a partner or an operator can: answers, ``/ready``'s figures, and the
 standby's own ``pg_stat_activity``, which shows that the follower's polls reach the standby.
 """
 
@@ -39,8 +39,8 @@ from tests.processes import (
     processes_in,
     request,
     service_env,
-    start_gunicorn,
     start_redis,
+    start_web,
     wait_until,
 )
 from tests.replication import StreamingReplica, primary_and_replica
@@ -154,7 +154,7 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicated]
         )  # fmt: skip
         key = created.stdout.strip().splitlines()[-1]
         wait_until(replica.replayed, what="the standby to replay the schema and the partner")
-        service = Replicated(primary, replica, start_gunicorn(started, env), key, partner_id=0)
+        service = Replicated(primary, replica, start_web(started, env), key, partner_id=0)
         service.partner_id = service.on_primary("SELECT id FROM api_partner")[0][0]
         yield service
 

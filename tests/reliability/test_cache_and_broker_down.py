@@ -1,8 +1,8 @@
 """Redis stopped, both the cache (rate limits) and the Celery broker: the registry keeps working.
 
-The service runs as in production on the test database and its own redis-server: gunicorn with
-deploy/gunicorn.conf.py, a Celery worker with beat, a partner's webhook endpoint. With Redis
-down, registrations, matches and withdrawals through the API still succeed: PostgreSQL is
+The service runs as in production on the test database and its own redis-server: the web
+server (``python -m registry.serve``), a Celery worker with beat, a partner's webhook endpoint.
+With Redis down, registrations, matches and withdrawals through the API still succeed: PostgreSQL is
 written first, rate limits let requests through (and say so in the log), and the changes wait
 in the change sequence. Once Redis is back, beat's sweep turns them into webhooks, each
 delivered once. tests/registry/webhooks/test_worker.py proves the broker half on the services alone.
@@ -26,8 +26,8 @@ from tests.processes import (
     processes_in,
     request,
     service_env,
-    start_gunicorn,
     start_redis,
+    start_web,
     start_worker,
     suite_database_url,
     wait_until,
@@ -88,7 +88,7 @@ def test_with_redis_down_cases_and_matches_succeed_and_webhooks_follow_once_it_i
             WEBHOOK_SWEEP_SECONDS="1",
             WEBHOOK_TIMEOUT_SECONDS="5",
         )
-        base = start_gunicorn(processes, env)
+        base = start_web(processes, env)
         worker_log = start_worker(processes, env, beat=True)
         first, first_hash = _register(base)
         verifying_receiver.wait_for(1, _outbox)
@@ -107,7 +107,7 @@ def test_with_redis_down_cases_and_matches_succeed_and_webhooks_follow_once_it_i
         assert withdrawn.json()["status"] == "withdrawn"
         assert _matches(base, partner_a, first_hash) == 0
         assert Case.objects.get(reference=second["case_reference"]).is_active
-        log = (tmp_path / "gunicorn.log").read_text()
+        log = (tmp_path / "web.log").read_text()
         assert "rate-limit cache unreachable; cases.create not limited" in log
         assert f"rate-limit cache unreachable; partner {webhooked.pk} not limited" in log
         assert "could not enqueue the webhook dispatcher; the sweep will" in log

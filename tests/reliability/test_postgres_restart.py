@@ -1,8 +1,8 @@
 """PostgreSQL stopped and started again under a stream of registrations, twice: a fast shutdown,
 then a crash (``immediate``).
 
-The service runs as in production, on its own PostgreSQL cluster and Redis: gunicorn with
-deploy/gunicorn.conf.py, a Celery worker with beat, a partner's webhook endpoint. A client
+The service runs as in production, on its own PostgreSQL cluster and Redis: the web server
+(``python -m registry.serve``), a Celery worker with beat, a partner's webhook endpoint. A client
 registers cases through the public API without pause, each with its own Idempotency-Key, and
 retries a failed request with the same key until it succeeds. Every answer is a 201 or a clean
 503 (or a refused connection); no case is half-written; each key made exactly one case; and the
@@ -43,8 +43,8 @@ from tests.processes import (
     processes_in,
     request,
     service_env,
-    start_gunicorn,
     start_redis,
+    start_web,
     start_worker,
     wait_until,
 )
@@ -123,8 +123,8 @@ class Service:
     base: str
     key: str
     processes: Processes
-    gunicorn: subprocess.Popen[bytes]
-    gunicorn_log: Path
+    web: subprocess.Popen[bytes]
+    web_log: Path
     receiver: VerifyingReceiver
 
 
@@ -159,8 +159,8 @@ def service(tmp_path: Path, receiver: VerifyingReceiver) -> Iterator[Service]:
                 "UPDATE api_partner SET webhook_url = %s, webhook_secret = %s",
                 [receiver.url, WEBHOOK_SECRET],
             )
-        base = start_gunicorn(processes, env, workers=WEB_WORKERS)
-        gunicorn = processes.last
+        base = start_web(processes, env, workers=WEB_WORKERS)
+        web = processes.last
         start_worker(processes, env, beat=True)
         yield Service(
             cluster=cluster,
@@ -168,8 +168,8 @@ def service(tmp_path: Path, receiver: VerifyingReceiver) -> Iterator[Service]:
             base=base,
             key=key,
             processes=processes,
-            gunicorn=gunicorn,
-            gunicorn_log=tmp_path / "gunicorn.log",
+            web=web,
+            web_log=tmp_path / "web.log",
             receiver=receiver,
         )
 
@@ -314,9 +314,9 @@ def test_registrations_survive_postgres_restarts_and_each_key_makes_one_case(
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
-    # The same gunicorn and its first workers serve on: their indexes caught up by themselves.
-    assert service.gunicorn.poll() is None
-    assert service.gunicorn_log.read_text().count("Booting worker") == WEB_WORKERS
+    # The same server and its first workers serve on: their indexes caught up by themselves.
+    assert service.web.poll() is None
+    assert service.web_log.read_text().count("Spawning worker-") == WEB_WORKERS
     last_hash = list(created.values())[-1][2]
     for _ in range(WEB_WORKERS * 3):  # the requests spread over both workers
         wait_until(

@@ -19,7 +19,7 @@ from tests.processes import (
     READY_HEADERS,
     processes_in,
     service_env,
-    start_gunicorn,
+    start_web,
     suite_database_url,
 )
 
@@ -48,10 +48,11 @@ def _match(base: str, key: str, value: str) -> list[Any]:
 
 @pytest.fixture
 def two_servers(transactional_db: None, tmp_path: Path) -> Iterator[list[str]]:
-    """Two gunicorn servers, one worker each, on the test database: two separate indexes."""
+    """Two web servers (``python -m registry.serve``), one worker each, on the test database:
+    two separate indexes."""
     env = service_env(DATABASE_URL=suite_database_url())
     with processes_in(tmp_path) as processes:
-        yield [start_gunicorn(processes, env, name=f"gunicorn-{number}") for number in range(2)]
+        yield [start_web(processes, env, name=f"web-{number}") for number in range(2)]
 
 
 @pytest.mark.slow
