@@ -29,7 +29,7 @@ What gunicorn.conf.py did, done here:
 
 Settings, from the environment (deploy/env.example): ``WEB_BIND`` (``127.0.0.1:8000``; the
 older ``GUNICORN_BIND`` is read when it is not set), ``WEB_CONCURRENCY`` (workers; one a core by
-default: on 2 cores, two workers served more match calls than six, make loadtest),
+default: on 2 cores, two workers served as many match calls as six, make loadtest),
 ``WEB_THREADS`` (threads a worker runs the application on, 2; ``GUNICORN_THREADS`` likewise),
 ``WEB_ACCESS_LOG`` (``-``: standard output, the default; a file path; empty: none) and
 ``LOG_LEVEL``.

@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--hashes", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=25)
     # Workers of each deployed web process: one, so that the two processes run one worker a core
-    # between them, registry/serve.py's default for the machine (six served fewer calls). The
+    # between them, registry/serve.py's default for the machine (six served no more). The
     # gunicorn rows run deploy/gunicorn.conf.py's own default, 3 workers a process.
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 1)))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", 2)))
