@@ -69,6 +69,9 @@ class AccessLogger(Logger):  # type: ignore[misc]
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# Characters a write of the access log holds at most, more lines than one permitting: under
+# PIPE_BUF (4,096 bytes on Linux) for lines of ASCII, which request lines nearly always are.
+_PIECE = 4000
 
 
 def access_line(environ: dict[str, Any], status: str, headers: list[tuple[str, str]]) -> str:
@@ -100,11 +103,23 @@ class _Writer:
             batch = []
             while not self.lines.empty():
                 batch.append(self.lines.get_nowait())
-            if batch:
-                self.stream.write("".join(f"{line}\n" for line in batch))
-                self.stream.flush()
+            # Written in pieces of whole lines within PIPE_BUF: each worker writes to the same
+            # pipe (journald's) or file, and a write that size is never split by another's. A
+            # line longer than a piece (nginx admits request lines of up to 8 KiB) goes alone.
+            piece = ""
+            for line in batch:
+                if piece and len(piece) + len(line) >= _PIECE:
+                    self._put(piece)
+                    piece = ""
+                piece += f"{line}\n"
+            if piece:
+                self._put(piece)
             if stopping:
                 return
+
+    def _put(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
 
     def stop(self) -> None:
         """Write every line put so far, then stop."""

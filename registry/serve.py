@@ -6,8 +6,8 @@ routes in front of Django) behind the access log below.
 
 Why granian: its HTTP server is compiled (Rust), where gunicorn parses and writes every request
 in Python. On the load test's 2 cores (make loadtest, 1,000,000 hashes) gunicorn spent about
-0.7 ms of CPU a request before the registry's own work, granian about 0.2; the same application
-served about 1.5 times the single-hash match calls and 3.5 times the bare endpoint behind
+0.7 ms of CPU a request before the registry's own work, granian about 0.17; in one run the same
+application served 2.7 times the single-hash match calls and 3.8 times the bare endpoint behind
 granian. deploy/gunicorn.conf.py still runs the same application for operators who keep it.
 
 What gunicorn.conf.py did, done here:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.access_log import logged_path
+from registry.access_log import _Writer, logged_path
 from tests.conftest import PartnerPersona
 from tests.factories import random_hash
 from tests.processes import (
@@ -95,3 +95,25 @@ def test_the_access_log_holds_no_query_string_hash_key_or_secret(
 )
 def test_the_registrys_own_paths_are_logged_as_they_are(path: str) -> None:
     assert logged_path(path) == path
+
+
+def test_the_writer_writes_every_line_in_order_in_pieces_of_whole_lines() -> None:
+    writes: list[str] = []
+
+    class Stream:
+        def write(self, text: str) -> None:
+            writes.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    writer = _Writer(Stream())  # type: ignore[arg-type]
+    lines = [f'"GET /health HTTP/1.1" 200 16 {number}ms' for number in range(3000)]
+    lines.append('"GET /' + "a" * 5000 + ' HTTP/1.1" 404 179 0ms')  # longer than a piece
+    for line in lines:
+        writer.lines.put(line)
+    writer.stop()
+    assert "".join(writes) == "".join(f"{line}\n" for line in lines)
+    assert len(writes) > 1
+    assert all(text.endswith("\n") for text in writes)
+    assert all(len(text) <= 4096 or text.count("\n") == 1 for text in writes)
