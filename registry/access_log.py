@@ -90,8 +90,8 @@ class _Writer:
     tenth of a second apart: waking it for every line cost the server a fifth of its requests
     (GET /health, measured)."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO, *, owned: bool = False) -> None:
+        self.stream, self.owned = stream, owned
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._write, name="access-log", daemon=True)
@@ -122,9 +122,11 @@ class _Writer:
         self.stream.flush()
 
     def stop(self) -> None:
-        """Write every line put so far, then stop."""
+        """Write every line put so far, then stop (closing the stream if it opened it)."""
         self.stopping.set()
         self.thread.join(timeout=5)
+        if self.owned:
+            self.stream.close()
 
 
 _writer: _Writer | None = None
@@ -134,9 +136,10 @@ def access_log_start(destination: str) -> None:
     """Log this process's requests to ``destination``: "-" standard output, else a file to
     append to; "" logs nothing. Once per process (after the fork, in a server's worker)."""
     global _writer  # one writer per process, by design
-    if destination:
-        stream = sys.stdout if destination == "-" else open(destination, "a")  # noqa: SIM115
-        _writer = _Writer(stream)
+    if destination == "-":
+        _writer = _Writer(sys.stdout)
+    elif destination:
+        _writer = _Writer(open(destination, "a"), owned=True)  # noqa: SIM115 - closed by stop()
 
 
 def access_log_stop() -> None:

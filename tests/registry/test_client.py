@@ -195,7 +195,7 @@ def test_the_base_install_is_only_what_the_client_needs() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert {_name(r) for r in project["dependencies"]} == CLIENT_DEPENDENCIES
     server = {_name(r) for r in project["optional-dependencies"]["server"]}
-    assert {"django", "celery", "gunicorn", "numba", "psycopg"} <= server
+    assert {"django", "celery", "gunicorn", "granian", "numba", "psycopg"} <= server
     lock = {
         line.split("==")[0].lower(): line
         for line in (ROOT / "deploy" / "requirements.lock").read_text().split()
