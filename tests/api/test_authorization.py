@@ -25,6 +25,7 @@ from tests.factories import (
     dihedral_payload,
     random_dihedral,
     random_hash,
+    wait_for_a_fresh_minute,
 )
 
 pytestmark = pytest.mark.django_db
@@ -152,20 +153,13 @@ def test_rate_limits_count_each_hash_and_hold_per_partner(
     partner_a.partner.match_hashes_per_minute = 10
     partner_a.partner.save()
     batch = {"hashes": [random_hash().hex() for _ in range(6)], "purpose": "publish"}
-    _wait_for_a_fresh_window()
+    wait_for_a_fresh_minute()
     assert _call("/api/v1/match", batch, partner_a.auth).status_code == 200
     limited = _call("/api/v1/match", batch, partner_a.auth)
     assert limited.status_code == 429
     assert limited.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(limited["Retry-After"]) <= 60
     assert _call("/api/v1/match", batch, partner_b.auth).status_code == 200
-
-
-def _wait_for_a_fresh_window() -> None:
-    """Start a rate-limit test at least 20 s before a minute window closes (a loaded machine
-    can take several seconds over a hundred calls)."""
-    while time.time() % 60 > 40:
-        time.sleep(0.5)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -195,7 +189,7 @@ def test_rate_limits_hold_under_20_concurrent_threads(
     # The budget is a fixed minute window: a run that crosses into the next minute (a loaded
     # machine) gets a second budget, so it is run again from empty counters.
     for _attempt in range(3):
-        _wait_for_a_fresh_window()
+        wait_for_a_fresh_minute()
         cache.clear()
         budgets.clear()
         MatchCall.objects.all().delete()

@@ -27,7 +27,7 @@ from registry.matching.follower import Matcher
 from registry.models import MatchCall, Partner
 from registry.services.partners import partner_key_issue
 from tests.conftest import PartnerPersona
-from tests.factories import random_hash, register_case
+from tests.factories import random_hash, register_case, wait_for_a_fresh_minute
 
 pytestmark = pytest.mark.django_db
 
@@ -263,6 +263,7 @@ def test_a_call_over_budget_is_refused_by_the_lean_route_as_by_django(
     Partner.objects.filter(pk=partner_a.partner.pk).update(match_hashes_per_minute=2)
     lean, django = routes
     body = _body([random_hash().hex()])
+    wait_for_a_fresh_minute()
     statuses = [_send(lean, body, headers=_auth(partner_a)).status for _ in range(2)]
 
     by_lean = _send(lean, body, headers=_auth(partner_a))

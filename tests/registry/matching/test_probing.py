@@ -19,7 +19,7 @@ from registry.matching import probing
 from registry.matching.follower import Matcher
 from registry.models import AuditEvent, PartnerKey, ProbingAlert
 from tests.conftest import PartnerPersona
-from tests.factories import RegisteredCase, near_duplicate, random_hash
+from tests.factories import RegisteredCase, near_duplicate, random_hash, wait_for_a_fresh_minute
 
 pytestmark = pytest.mark.django_db
 
@@ -110,6 +110,7 @@ def test_a_key_whose_queries_match_abnormally_often_raises_an_alert(
 def test_a_slowed_key_gets_a_fraction_of_the_budget_and_other_partners_are_untouched(
     partner_a: PartnerPersona, partner_b: PartnerPersona, match_index: Matcher
 ) -> None:
+    wait_for_a_fresh_minute()
     _probe(partner_a)
 
     # 200 hashes a minute divided by 10: this key may match 20 now.
