@@ -10,6 +10,7 @@ at all, whatever the format asks for.
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import sys
@@ -21,6 +22,8 @@ from typing import Any, TextIO
 from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 
 from registry.redaction import redact
+
+logger = logging.getLogger(__name__)
 
 # A run of 16 or more letters, digits and token punctuation: a key, a hash in any encoding, a
 # cursor. The registry's routes have none (their longest word is 15 characters); a static path
@@ -92,6 +95,7 @@ class _Writer:
 
     def __init__(self, stream: TextIO, *, owned: bool = False) -> None:
         self.stream, self.owned = stream, owned
+        self.failing = False
         self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._write, name="access-log", daemon=True)
@@ -118,8 +122,17 @@ class _Writer:
                 return
 
     def _put(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
+        # A write that fails (a closed pipe, a full disk) loses its lines, not the writer: the
+        # thread goes on emptying the queue, which would otherwise grow with every request.
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            if not self.failing:
+                logger.warning("access log lines lost: the log could not be written")
+            self.failing = True
+        else:
+            self.failing = False
 
     def stop(self) -> None:
         """Write every line put so far, then stop (closing the stream if it opened it)."""

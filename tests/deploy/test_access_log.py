@@ -117,3 +117,31 @@ def test_the_writer_writes_every_line_in_order_in_pieces_of_whole_lines() -> Non
     assert len(writes) > 1
     assert all(text.endswith("\n") for text in writes)
     assert all(len(text) <= 4096 or text.count("\n") == 1 for text in writes)
+
+
+def test_a_write_that_fails_loses_its_lines_not_the_writer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    writes: list[str] = []
+
+    class Stream:
+        broken = True
+
+        def write(self, text: str) -> None:
+            if self.broken:
+                raise BrokenPipeError
+            writes.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    stream = Stream()
+    writer = _Writer(stream)  # type: ignore[arg-type]
+    writer.lines.put('"GET /health HTTP/1.1" 200 16 0ms')
+    wait_until(lambda: writer.failing, what="the failed write", timeout=5)
+    stream.broken = False
+    writer.lines.put('"GET /ready HTTP/1.1" 200 90 1ms')
+    writer.stop()
+    assert writes == ['"GET /ready HTTP/1.1" 200 90 1ms\n']
+    assert not writer.thread.is_alive()
+    assert "access log lines lost" in caplog.text
