@@ -97,22 +97,31 @@ def test_the_registrys_own_paths_are_logged_as_they_are(path: str) -> None:
     assert logged_path(path) == path
 
 
+class _Stream:
+    """A stream that keeps what is written to it; while ``broken``, every write fails."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+        self.broken = False
+
+    def write(self, text: str) -> None:
+        if self.broken:
+            raise BrokenPipeError
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
 def test_the_writer_writes_every_line_in_order_in_pieces_of_whole_lines() -> None:
-    writes: list[str] = []
-
-    class Stream:
-        def write(self, text: str) -> None:
-            writes.append(text)
-
-        def flush(self) -> None:
-            pass
-
-    writer = _Writer(Stream())  # type: ignore[arg-type]
+    stream = _Stream()
+    writer = _Writer(stream)  # type: ignore[arg-type]
     lines = [f'"GET /health HTTP/1.1" 200 16 {number}ms' for number in range(3000)]
     lines.append('"GET /' + "a" * 5000 + ' HTTP/1.1" 404 179 0ms')  # longer than a piece
     for line in lines:
         writer.lines.put(line)
     writer.stop()
+    writes = stream.writes
     assert "".join(writes) == "".join(f"{line}\n" for line in lines)
     assert len(writes) > 1
     assert all(text.endswith("\n") for text in writes)
@@ -122,26 +131,14 @@ def test_the_writer_writes_every_line_in_order_in_pieces_of_whole_lines() -> Non
 def test_a_write_that_fails_loses_its_lines_not_the_writer(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    writes: list[str] = []
-
-    class Stream:
-        broken = True
-
-        def write(self, text: str) -> None:
-            if self.broken:
-                raise BrokenPipeError
-            writes.append(text)
-
-        def flush(self) -> None:
-            pass
-
-    stream = Stream()
+    stream = _Stream()
+    stream.broken = True
     writer = _Writer(stream)  # type: ignore[arg-type]
     writer.lines.put('"GET /health HTTP/1.1" 200 16 0ms')
     wait_until(lambda: writer.failing, what="the failed write", timeout=5)
     stream.broken = False
     writer.lines.put('"GET /ready HTTP/1.1" 200 90 1ms')
     writer.stop()
-    assert writes == ['"GET /ready HTTP/1.1" 200 90 1ms\n']
+    assert stream.writes == ['"GET /ready HTTP/1.1" 200 90 1ms\n']
     assert not writer.thread.is_alive()
     assert "access log lines lost" in caplog.text
