@@ -179,7 +179,7 @@ def _group_rows(
     first: Int64Array,
     limit: Int64Array,
     ends: Int64Array,
-    grouped: NDArray[np.uint32],
+    grouped: NDArray[Any],
 ) -> bool:
     """Copy the rows of these buckets into ``grouped`` by group (``row >> part_shift``).
 
@@ -188,6 +188,7 @@ def _group_rows(
     prefetched a few buckets ahead: a bucket's rows are a short run, and without it each run
     was a cache miss the CPU could not overlap (a quarter of a search, measured).
     """
+    local = np.uint32((1 << part_shift) - 1)
     ends[:] = first
     for e in range(buckets):
         if e + _BUCKETS_AHEAD < buckets:
@@ -202,14 +203,14 @@ def _group_rows(
             k = ends[g]
             if k == limit[g]:
                 return False
-            grouped[k] = row
+            grouped[k] = row & local
             ends[g] = k + 1
     return True
 
 
 @njit(cache=True, nogil=True)
 def _count_twice(
-    grouped: NDArray[np.uint32],
+    grouped: NDArray[Any],
     first: Int64Array,
     ends: Int64Array,
     part_shift: int,
@@ -226,8 +227,9 @@ def _count_twice(
     local = np.uint32((1 << part_shift) - 1)
     found = 0
     for g in range(first.shape[0]):
+        base = np.int64(g) << part_shift
         for i in range(first[g], ends[g]):
-            row = grouped[i] & local
+            row = np.uint32(grouped[i]) & local
             word = row >> 5
             shift = np.uint64(2 * (row & 31))
             state = (marks[word] >> shift) & np.uint64(3)
@@ -235,10 +237,10 @@ def _count_twice(
                 continue
             marks[word] += U1 << shift
             if state == 1:
-                out[found] = np.int64(grouped[i])
+                out[found] = base | np.int64(row)
                 found += 1
         for i in range(first[g], ends[g]):
-            marks[(grouped[i] & local) >> 5] = 0
+            marks[(np.uint32(grouped[i]) & local) >> 5] = 0
     return found
 
 
@@ -304,7 +306,10 @@ def probe_search(
     first = np.empty(groups, np.int64)
     limit = np.empty(groups, np.int64)
     ends = np.empty(groups, np.int64)
-    grouped = np.empty(1024, np.uint32)
+    # A group's rows fit in 16 bits up to 2**24 rows: half the bytes to copy and count.
+    narrow = part_shift == 16
+    grouped = np.empty(1024 if narrow else 0, np.uint16)
+    grouped_wide = np.empty(0 if narrow else 1024, np.uint32)
     marks = np.zeros(((1 << part_shift) + 31) // 32, np.uint64)
     bucket_lo = np.empty(m * per_chunk, np.int64)
     bucket_hi = np.empty(m * per_chunk, np.int64)
@@ -368,13 +373,20 @@ def probe_search(
             # Rows are spread evenly over the groups (rows are in id order, unrelated to the
             # hash), so twice the mean is room enough; else the exact sizes are counted.
             room = 2 * (entries // groups) + 64
-            if groups * room > grouped.shape[0]:
-                grouped = np.empty(2 * groups * room, np.uint32)
+            if narrow and groups * room > grouped.shape[0]:
+                grouped = np.empty(2 * groups * room, np.uint16)
+            if not narrow and groups * room > grouped_wide.shape[0]:
+                grouped_wide = np.empty(2 * groups * room, np.uint32)
             for g in range(groups):
                 first[g] = g * room
                 limit[g] = first[g] + room
             args = (bucket_lo, bucket_hi, bucket_chunk, buckets, part_shift, first, limit, ends)
-            if not _group_rows(postings, *args, grouped):
+            done = (
+                _group_rows(postings, *args, grouped)
+                if narrow
+                else _group_rows(postings, *args, grouped_wide)
+            )
+            if not done:
                 ends[:] = 0
                 for e in range(buckets):
                     for p in range(bucket_lo[e], bucket_hi[e]):
@@ -384,8 +396,14 @@ def probe_search(
                     first[g] = filled
                     filled += ends[g]
                     limit[g] = filled
-                _group_rows(postings, *args, grouped)
-            nc = _count_twice(grouped, first, ends, part_shift, marks, cand)
+                if narrow:
+                    _group_rows(postings, *args, grouped)
+                else:
+                    _group_rows(postings, *args, grouped_wide)
+            if narrow:
+                nc = _count_twice(grouped, first, ends, part_shift, marks, cand)
+            else:
+                nc = _count_twice(grouped_wide, first, ends, part_shift, marks, cand)
         else:
             for c in range(m):
                 if radii[c] < 0:
