@@ -46,11 +46,13 @@ bits at radius <= 2 meet about 9,000, dense CSR arrays cost no pointers, and pre
 next pass's data (bucket bounds, then postings, then rows 20 candidates ahead) overlaps the
 cache misses: 0.47 ms a query without it, under 0.2 ms with it. The chunk shape is chosen per
 segment by a cost model (``_choose_shape``, which models both plans below) within 60 bytes a
-hash of tables; at 10M, 11 chunks of 22 or 23 bits would meet fewer candidates but do not fit,
-and cannot make the double cover. Which bits form a chunk is chosen
-from the data (``_assign_bits``): PDQ bits are correlated with their neighbours in DCT order and
-unevenly likely, and contiguous chunks made buckets 100 times fuller than uniform (588 rows met
-per bucket instead of 5.8 on PDQ-shaped data), a fixed random spread 173, the data-driven one 100.
+hash of tables (or 128 MiB below 2.2 million rows), on the rows a query meets as estimated from
+the segment's own rows (``_rows_met``) from 250,000 rows on; at 10M, 11 chunks of 22 or 23 bits
+would meet fewer candidates but do not fit, and cannot make the double cover. Which bits form a
+chunk is chosen from the data (``_BitStatistics``): PDQ bits are correlated with their
+neighbours in DCT order and unevenly likely, and contiguous chunks made buckets 100 times fuller
+than uniform (588 rows met per bucket instead of 5.8 on PDQ-shaped data), a fixed random spread
+173, the data-driven one 100.
 
 Updates and threads
 -------------------

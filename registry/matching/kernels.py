@@ -117,6 +117,35 @@ def index_chunk(
 
 
 @njit(cache=True, nogil=True)
+def pairs_within(
+    sample: Uint64Array, queries: Uint64Array, pos_word: Int64Array, pos_bit: Uint64Array, top: int
+) -> Int64Array:
+    """Per chunk c and radius t <= ``top``: how many (query, sample row) pairs of rows are
+    within t bits of each other on chunk c (the estimate of rows met, layout._rows_met)."""
+    m = pos_word.shape[0]
+    b = pos_word.shape[1]
+    out = np.zeros((m, top + 1), np.int64)
+    keys = np.empty(sample.shape[0], np.uint64)
+    for c in range(m):
+        for i in range(sample.shape[0]):
+            key = np.uint64(0)
+            for j in range(b):
+                key |= ((sample[i, pos_word[c, j]] >> pos_bit[c, j]) & U1) << np.uint64(j)
+            keys[i] = key
+        for qi in range(queries.shape[0]):
+            key = np.uint64(0)
+            for j in range(b):
+                key |= ((queries[qi, pos_word[c, j]] >> pos_bit[c, j]) & U1) << np.uint64(j)
+            for i in range(sample.shape[0]):
+                d = _popcount(keys[i] ^ key)
+                if d <= top:
+                    out[c, d] += 1
+        for t in range(1, top + 1):
+            out[c, t] += out[c, t - 1]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _grow_i64(a: Int64Array) -> Int64Array:
     b = np.empty(a.shape[0] * 2, a.dtype)
     b[: a.shape[0]] = a

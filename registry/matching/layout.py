@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import NDArray
 
 from registry.matching.kernels import (
     HASH_BITS,
@@ -23,6 +25,7 @@ from registry.matching.kernels import (
     Uint32Array,
     Uint64Array,
     index_chunk,
+    pairs_within,
 )
 
 # A match, by default: Meta's recommended PDQ threshold.
@@ -48,6 +51,21 @@ COSTS, COSTS_SINGLE, COSTS_DOUBLE = (
 # Postings plus directory allowed per hash when choosing a chunk shape: with 32 bytes of hash
 # and 8 of id a segment stays under 100 bytes a hash.
 _INDEX_BYTES_PER_HASH = 60.0
+# ... or, from _ESTIMATED_ROWS rows on, up to this much in all, when that is more (below 2.2
+# million rows): a fixed 128 MiB costs a server nothing, and wider chunks meet fewer rows
+# (at 1,000,000 PDQ-shaped hashes 12 chunks of 20 bits answer in two thirds of the time of
+# the 13 of 17 that 60 bytes a hash allow; on uniform ones 17 of 15 in about half).
+_SMALL_INDEX_TABLE_BYTES = 128 * 2**20
+# A directory never holds more buckets than this many a row.
+_BUCKETS_PER_ROW = 4
+# From this many rows on, the shape is chosen on the rows a query would meet, estimated from
+# the data (_rows_met), not on the uniform occupancy: skewed chunk values (PDQ-shaped hashes)
+# fill buckets far beyond uniform, more so in narrow chunks. Below it a query costs tens of
+# microseconds whatever the shape, and the estimate's fraction of a second is not spent.
+_ESTIMATED_ROWS = 250_000
+# Rows of the sample, and of its queries (other rows), that estimate the rows met.
+_ESTIMATE_SAMPLE = 16_384
+_ESTIMATE_QUERIES = 64
 # Below this many rows a segment is scanned, never indexed.
 MIN_INDEXED_ROWS = 4096
 # Widest chunk accepted: its directory alone is 4 * 2**bits bytes.
@@ -108,27 +126,60 @@ def probe_cost_ns(chunks: int, bits: int, occupancy: float, max_distance: int) -
     Modelling the single cover alone chose 11 chunks of 18 bits at 1,000,000 rows, where 13
     of 17 answer in half the time (below). Infinite when the chunks cannot certify
     ``max_distance``: when it exceeds what the pigeonhole bound covers even at a chunk's full
-    radius.
+    radius. ``occupancy`` is the rows of a bucket, the same everywhere (uniform hashes);
+    ``modelled_cost_ns`` takes the rows met as estimated from the data.
     """
     radii = even_radii(chunks, max_distance)
     if max(radii) > bits:
         return math.inf
-    looked_up = chunks * ball_size(bits, max(radii)) * _COST_LOOKUP_NS
-    probed = sum(ball_size(bits, t) for t in radii)
-    single = looked_up + probed * occupancy * _COST_CANDIDATE_NS
+    met = [[ball_size(bits, t) * occupancy for t in range(max(radii) + 1)]] * chunks
+    return modelled_cost_ns(np.array(met, np.float64), bits, max_distance)
+
+
+def modelled_cost_ns(met: NDArray[np.float64], bits: int, max_distance: int) -> float:
+    """``probe_cost_ns`` with ``met[c, t]``: the rows within t bits on chunk c that a query meets.
+
+    The chunks that meet fewest rows at the wider radius are given it.
+    """
+    chunks = met.shape[0]
+    radii = even_radii(chunks, max_distance)
+    top = max(radii)
+    if top > bits or met.shape[1] <= top:
+        return math.inf
+    looked_up = chunks * ball_size(bits, top) * _COST_LOOKUP_NS
+    order = np.argsort(met[:, top], kind="stable")
+    single = float(looked_up) + _COST_CANDIDATE_NS * sum(
+        float(met[c, t]) for c, t in zip(order, sorted(radii, reverse=True), strict=True)
+    )
     units = double_units(chunks, max_distance)
     if units is None:
         return single
-    counted = sum(ball_size(bits, u - 1) for u in units)
-    return min(single, looked_up + counted * occupancy * _COST_COUNT_NS)
+    counted = sum(
+        float(met[c, u - 1]) for c, u in zip(order, sorted(units, reverse=True), strict=True)
+    )
+    return min(single, float(looked_up) + counted * _COST_COUNT_NS)
 
 
-def _choose_shape(rows: int) -> tuple[int, int] | None:
+def _table_bytes_allowed(rows: int) -> float:
+    """The most a segment's postings and directory may take (see _SMALL_INDEX_TABLE_BYTES)."""
+    allowed = _INDEX_BYTES_PER_HASH * rows
+    return max(allowed, _SMALL_INDEX_TABLE_BYTES) if rows >= _ESTIMATED_ROWS else allowed
+
+
+def _choose_shape(
+    rows: int, rows_met: Callable[[int, int], NDArray[np.float64]] | None = None
+) -> tuple[int, int] | None:
     """The (chunks, bits) with the least modelled cost at distance 31, or None: scan instead.
 
-    Only shapes whose postings and directory take at most ``_INDEX_BYTES_PER_HASH`` are
-    considered, with the uniform occupancy ``rows / 2**bits``. Measured one query at a time on
-    2 cores, mean CPU a query, PDQ-shaped / uniform hashes (tests/benchmarks/datasets.py):
+    Only shapes whose postings and directory fit ``_table_bytes_allowed`` are considered.
+    Without ``rows_met`` (or below ``_ESTIMATED_ROWS`` rows) every shape is modelled with the
+    uniform occupancy ``rows / 2**bits``; with it, the shapes of the most and one fewer chunks
+    for their width, from 12 to 24 bits, that can count twice probing at most 2 bits a chunk
+    are modelled on ``rows_met(chunks, bits)`` (the rows a query meets, estimated from the
+    data: _rows_met). The model's costs were measured on such shapes; at 100 million
+    PDQ-shaped hashes it would otherwise choose 10 chunks of 24 bits, probed at 3 bits (2,325
+    buckets a chunk), never measured. Measured one query at a time on 2
+    cores, mean CPU a query, PDQ-shaped / uniform hashes (tests/benchmarks/datasets.py):
 
     ========== ======================= =========================== ==========================
     rows       chosen before           chosen now                  also measured
@@ -138,15 +189,34 @@ def _choose_shape(rows: int) -> tuple[int, int] | None:
     10,000,000 12 x 21: 992 us         12 x 21 (unchanged)         13 x 19: 1,457; 14 x 18:
                                                                    1,669 us
     ========== ======================= =========================== ==========================
+
+    That table is the uniform model within 60 bytes a hash (an AMD EPYC). With the estimate and
+    the 128 MiB allowed below 2.2 million rows, on an Intel Xeon, p50 of 1,000 queries: at
+    1,000,000 PDQ-shaped hashes 12 x 20, 0.121 to 0.135 ms against 0.173 to 0.192 for 13 x 17;
+    uniform ones 17 x 15, 0.052 against 0.089 to 0.093; at 500,000 PDQ-shaped 17 x 15 (0.097,
+    as 12 x 19; 13 x 16 0.118); at 2,000,000 13 x 19 (0.178; 12 x 19 0.217); at 3,000,000 and
+    10,000,000 the shapes chosen before (12 x 19, 12 x 21) on both.
     """
     if rows < MIN_INDEXED_ROWS:
         return None
+    estimated = rows_met is not None and rows >= _ESTIMATED_ROWS
+    allowed = _table_bytes_allowed(rows)
     best: tuple[float, int, int] | None = None
-    for bits in range(8, 25):
-        for chunks in range(8, HASH_BITS // bits + 1):
-            if 4.0 * chunks * (1.0 + (2**bits + 1) / rows) > _INDEX_BYTES_PER_HASH:
+    for bits in range(12 if estimated else 8, 25):
+        most = HASH_BITS // bits
+        for chunks in range(most - 1 if estimated else 8, most + 1):
+            if chunks < 8 or 2**bits > _BUCKETS_PER_ROW * rows:
                 continue
-            cost = probe_cost_ns(chunks, bits, rows / 2**bits, MATCH_DISTANCE)
+            if 4.0 * chunks * (rows + 2**bits + 1) > allowed:
+                continue
+            if estimated and rows_met is not None:
+                if max(even_radii(chunks, MATCH_DISTANCE)) > 2 or not double_units(
+                    chunks, MATCH_DISTANCE
+                ):
+                    continue
+                cost = modelled_cost_ns(rows_met(chunks, bits), bits, MATCH_DISTANCE)
+            else:
+                cost = probe_cost_ns(chunks, bits, rows / 2**bits, MATCH_DISTANCE)
             if best is None or cost < best[0]:
                 best = (cost, chunks, bits)
     if best is None or best[0] >= rows * COST_SCAN_NS:
@@ -163,45 +233,76 @@ def _word_position(text_bit: int) -> tuple[int, int]:
     return divmod((text_bit // 8) * 8 + 7 - text_bit % 8, 64)
 
 
-def _assign_bits(words: Uint64Array, chunks: int, bits: int) -> list[list[int]]:
-    """Group text-order bit positions into chunks so that each chunk's bits correlate little.
+@dataclass(frozen=True, slots=True)
+class _BitStatistics:
+    """Each bit's balance and the squared correlations between bits, from a sample of rows.
 
+    They group the bits into chunks (``groups``) so that each chunk's bits correlate little.
     PDQ bits are not independent (neighbouring DCT coefficients move together, and some bits
     are set far more often than others), and a chunk of correlated or biased bits spreads its
     rows over few buckets. Measured on PDQ-shaped data at 10M rows (12 chunks of 21 bits; mean
     rows per bucket met by a query, 4.8 if uniform): contiguous bits 588, a fixed random
-    permutation 173, this greedy assignment 101. On uniform data it is no worse than random.
+    permutation 173, this greedy grouping 101. On uniform data it is no worse than random.
+    """
 
-    Greedy, from a sample of rows: the most balanced bits first (the least balanced are left
-    out when ``chunks * bits < 256``), each to the chunk with room whose members it correlates
-    with least (sum of squared correlations).
+    corr2: NDArray[np.float64]  # (256, 256), zero diagonal
+    balance: NDArray[np.float64]  # (256,): min(P(set), P(clear))
+
+    @classmethod
+    def of(cls, words: Uint64Array) -> _BitStatistics:
+        n = words.shape[0]
+        sample = words[np.unique(np.linspace(0, n - 1, min(n, _LAYOUT_SAMPLE)).astype(np.int64))]
+        values = np.empty((sample.shape[0], HASH_BITS), np.float32)
+        for p in range(HASH_BITS):
+            word, bit = _word_position(p)
+            values[:, p] = (sample[:, word] >> np.uint64(bit)) & U1
+        mean = values.mean(axis=0)
+        centred = values - mean
+        cov = (centred.T @ centred / max(1, values.shape[0])).astype(np.float64)
+        std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        scale = np.outer(std, std)
+        corr2 = np.where(scale > 0, cov / np.where(scale > 0, scale, 1.0), 0.0) ** 2
+        np.fill_diagonal(corr2, 0.0)
+        return cls(corr2, np.minimum(mean, 1.0 - mean).astype(np.float64))
+
+    def groups(self, chunks: int, bits: int) -> list[list[int]]:
+        """Greedy: the most balanced bits first (the least balanced are left out when
+        ``chunks * bits < 256``), each to the chunk with room whose members it correlates with
+        least (sum of squared correlations; the first such chunk on a tie)."""
+        order = np.argsort(-self.balance, kind="stable")[: chunks * bits]
+        groups: list[list[int]] = [[] for _ in range(chunks)]
+        # against[c, p]: the sum of p's squared correlations with chunk c's members.
+        against = np.zeros((chunks, HASH_BITS), np.float64)
+        full = np.zeros(chunks, np.bool_)
+        for p in order.tolist():
+            costs = np.where(full, math.inf, against[:, p])
+            c = int(np.argmin(costs))
+            groups[c].append(int(p))
+            against[c] += self.corr2[p]
+            full[c] = len(groups[c]) == bits
+        return groups
+
+
+def _rows_met(words: Uint64Array, layout: _Layout, top: int) -> NDArray[np.float64]:
+    """(chunks, top + 1): the rows within t bits of a query on each chunk, estimated.
+
+    Queries are stored rows (a platform's uploads are drawn like what is registered, and
+    near-duplicates of it), none of them in the sample; the estimate is never below what
+    uniform hashes would meet (a few pairs, or none, are seen at the narrowest radii).
     """
     n = words.shape[0]
-    sample = words[np.unique(np.linspace(0, n - 1, min(n, _LAYOUT_SAMPLE)).astype(np.int64))]
-    values = np.empty((sample.shape[0], HASH_BITS), np.float32)
-    for p in range(HASH_BITS):
-        word, bit = _word_position(p)
-        values[:, p] = (sample[:, word] >> np.uint64(bit)) & U1
-    mean = values.mean(axis=0)
-    centred = values - mean
-    cov = centred.T @ centred / max(1, values.shape[0])
-    std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    scale = np.outer(std, std)
-    corr2 = np.where(scale > 0, cov / np.where(scale > 0, scale, 1.0), 0.0) ** 2
-    np.fill_diagonal(corr2, 0.0)
-    balance = np.minimum(mean, 1.0 - mean)
-    order = np.argsort(-balance, kind="stable")[: chunks * bits]
-    groups: list[list[int]] = [[] for _ in range(chunks)]
-    for p in order.tolist():
-        best_chunk, best_cost = -1, math.inf
-        for c, members in enumerate(groups):
-            if len(members) == bits:
-                continue
-            cost = float(corr2[p, members].sum()) if members else 0.0
-            if cost < best_cost:
-                best_chunk, best_cost = c, cost
-        groups[best_chunk].append(int(p))
-    return groups
+    sample_rows = np.unique(np.linspace(0, n - 1, min(n, _ESTIMATE_SAMPLE)).astype(np.int64))
+    query_rows = np.setdiff1d(
+        np.linspace(0, n - 1, _ESTIMATE_QUERIES).astype(np.int64) + 1, sample_rows
+    )
+    query_rows = query_rows[query_rows < n]
+    sample, queries = words[sample_rows], words[query_rows]
+    pairs = pairs_within(sample, queries, layout.pos_word, layout.pos_bit, top)
+    met = pairs * (n / max(1, sample.shape[0] * queries.shape[0]))
+    bits = layout.bits
+    uniform = np.array([ball_size(bits, t) * n / 2**bits for t in range(top + 1)], np.float64)
+    estimate: NDArray[np.float64] = np.maximum(met, uniform[None, :])
+    return estimate
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +367,19 @@ def build_segment(
 ) -> Segment:
     """Index rows whose ids are unique and increasing; ``shape`` overrides the chosen one."""
     n = int(ids.shape[0])
+    layouts: dict[tuple[int, int], _Layout] = {}
+
+    @lru_cache(maxsize=1)
+    def statistics() -> _BitStatistics:
+        return _BitStatistics.of(words)
+
+    def rows_met(chunks: int, bits: int) -> NDArray[np.float64]:
+        layout = _Layout.from_groups(statistics().groups(chunks, bits))
+        layouts[(chunks, bits)] = layout
+        return _rows_met(words, layout, max(even_radii(chunks, MATCH_DISTANCE)))
+
     if shape is None:
-        shape = _choose_shape(n)
+        shape = _choose_shape(n, rows_met)
     if shape is None or n == 0:
         tables = np.empty((0, 1), np.uint32), np.empty((0, 0), np.uint32)
         return Segment(ids, words, None, *tables, occupancy=0.0)
@@ -276,7 +388,7 @@ def build_segment(
         raise ValueError(f"no chunk shape {chunks} x {bits} bits fits in {HASH_BITS} bits")
     if n >= 2**32:
         raise ValueError("a segment holds fewer than 2**32 rows")
-    layout = _Layout.from_groups(_assign_bits(words, chunks, bits))
+    layout = layouts.get(shape) or _Layout.from_groups(statistics().groups(chunks, bits))
     offsets = np.zeros((chunks, 2**bits + 1), np.uint32)
     postings = np.empty((chunks, n), np.uint32)
 

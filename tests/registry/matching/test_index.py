@@ -435,3 +435,15 @@ def test_benchmark_dataset_plants_near_duplicates_of_stored_hashes() -> None:
         index = HashIndex.build(data.ids, data.hashes)
         found = [len(m.ids) for m in index.search(data.queries, 31)]
         assert min(found[: data.near_queries]) >= 1  # every near-duplicate query matches
+
+
+@pytest.mark.parametrize("kind", ["uniform", "pdq"])
+def test_the_shape_chosen_from_the_data_is_exact(kind: str) -> None:
+    # From 250,000 rows on the shape is chosen on rows met estimated from the data (17 chunks
+    # of 15 bits on both kinds at this size, probed at 1 bit); it must stay exact.
+    rng = np.random.default_rng(9)
+    data = make_dataset(kind, 300_000, 24, seed=9)
+    index = HashIndex.build(data.ids, data.hashes)
+    assert index._snapshot.main.layout is not None
+    queries = np.concatenate([data.queries, near_queries(rng, data.hashes, per_distance=1)[::3]])
+    assert_exact(index, data.ids, data.hashes, queries, [31])
