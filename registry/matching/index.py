@@ -32,6 +32,8 @@ over the actual bucket sizes (read first, cheaply), between two plans:
   is cheap: the postings are copied into groups of 65,536 consecutive rows (prefetched a few
   buckets ahead), then each group is counted in a bitmap of 16 KB, which stays in the L1
   cache; one bitmap of the whole segment (2.5 MB) missed the cache on nearly every posting.
+  Up to 2**24 rows a row is copied as its 16-bit place in its group (p99 at 10M PDQ-shaped
+  hashes 1.70 to 1.83 ms against 1.90 to 2.06 for 32 bits, the median unchanged).
   Measured back to back on a shared 2-core EPYC, 10M PDQ-shaped hashes: the median query from
   0.83 to 0.57 ms, a batch of 1,000 from 2,100 to 3,350 queries/s (uniform: 0.29 to 0.23 ms,
   5,700 to 9,800 queries/s).
