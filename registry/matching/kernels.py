@@ -274,6 +274,49 @@ def _count_twice(
 
 
 @njit(cache=True, nogil=True)
+def _found_twice(
+    postings: Uint32Array,
+    bucket_lo: Int64Array,
+    bucket_hi: Int64Array,
+    bucket_chunk: Int64Array,
+    buckets: int,
+    entries: int,
+    part_shift: int,
+    first: Int64Array,
+    limit: Int64Array,
+    ends: Int64Array,
+    marks: Uint64Array,
+    out: Int64Array,
+    grouped: NDArray[Any],
+) -> tuple[int, NDArray[Any]]:
+    """The double cover's rows found twice in these buckets, written to ``out``: how many, and
+    ``grouped`` (the scratch the rows are copied into by group; grown, of the same dtype, when
+    too small)."""
+    groups = first.shape[0]
+    # Rows are spread evenly over the groups (rows are in id order, unrelated to the hash), so
+    # twice the mean is room enough; else the exact sizes are counted.
+    room = 2 * (entries // groups) + 64
+    if groups * room > grouped.shape[0]:
+        grouped = np.empty(2 * groups * room, grouped.dtype)
+    for g in range(groups):
+        first[g] = g * room
+        limit[g] = first[g] + room
+    args = (bucket_lo, bucket_hi, bucket_chunk, buckets, part_shift, first, limit, ends)
+    if not _group_rows(postings, *args, grouped):
+        ends[:] = 0
+        for e in range(buckets):
+            for p in range(bucket_lo[e], bucket_hi[e]):
+                ends[postings[bucket_chunk[e], p] >> part_shift] += 1
+        filled = 0
+        for g in range(groups):
+            first[g] = filled
+            filled += ends[g]
+            limit[g] = filled
+        _group_rows(postings, *args, grouped)
+    return _count_twice(grouped, first, ends, part_shift, marks, out), grouped
+
+
+@njit(cache=True, nogil=True)
 def probe_search(
     queries: Uint64Array,
     words: Uint64Array,
@@ -399,40 +442,12 @@ def probe_search(
                         bucket_hi[buckets] = hi[at + f]
                         bucket_chunk[buckets] = c
                         buckets += 1
-            # Rows are spread evenly over the groups (rows are in id order, unrelated to the
-            # hash), so twice the mean is room enough; else the exact sizes are counted.
-            room = 2 * (entries // groups) + 64
-            if narrow and groups * room > grouped.shape[0]:
-                grouped = np.empty(2 * groups * room, np.uint16)
-            if not narrow and groups * room > grouped_wide.shape[0]:
-                grouped_wide = np.empty(2 * groups * room, np.uint32)
-            for g in range(groups):
-                first[g] = g * room
-                limit[g] = first[g] + room
-            args = (bucket_lo, bucket_hi, bucket_chunk, buckets, part_shift, first, limit, ends)
-            done = (
-                _group_rows(postings, *args, grouped)
-                if narrow
-                else _group_rows(postings, *args, grouped_wide)
-            )
-            if not done:
-                ends[:] = 0
-                for e in range(buckets):
-                    for p in range(bucket_lo[e], bucket_hi[e]):
-                        ends[postings[bucket_chunk[e], p] >> part_shift] += 1
-                filled = 0
-                for g in range(groups):
-                    first[g] = filled
-                    filled += ends[g]
-                    limit[g] = filled
-                if narrow:
-                    _group_rows(postings, *args, grouped)
-                else:
-                    _group_rows(postings, *args, grouped_wide)
+            args = (bucket_lo, bucket_hi, bucket_chunk, buckets, entries, part_shift)
+            scratch = (first, limit, ends, marks, cand)
             if narrow:
-                nc = _count_twice(grouped, first, ends, part_shift, marks, cand)
+                nc, grouped = _found_twice(postings, *args, *scratch, grouped)
             else:
-                nc = _count_twice(grouped_wide, first, ends, part_shift, marks, cand)
+                nc, grouped_wide = _found_twice(postings, *args, *scratch, grouped_wide)
         else:
             for c in range(m):
                 if radii[c] < 0:

@@ -129,10 +129,8 @@ def probe_cost_ns(chunks: int, bits: int, occupancy: float, max_distance: int) -
     radius. ``occupancy`` is the rows of a bucket, the same everywhere (uniform hashes);
     ``modelled_cost_ns`` takes the rows met as estimated from the data.
     """
-    radii = even_radii(chunks, max_distance)
-    if max(radii) > bits:
-        return math.inf
-    met = [[ball_size(bits, t) * occupancy for t in range(max(radii) + 1)]] * chunks
+    top = max(even_radii(chunks, max_distance))
+    met = [[ball_size(bits, t) * occupancy for t in range(top + 1)]] * chunks
     return modelled_cost_ns(np.array(met, np.float64), bits, max_distance)
 
 
