@@ -26,6 +26,7 @@ from tests import photos
 from tests.benchmarks import bench_matching, real_hashes, real_queries
 from tests.benchmarks.datasets import Hashes, bytes_to_coefficients
 from tests.benchmarks.hash_stats import hash_stats, table
+from tests.load import prepare
 
 pytestmark = pytest.mark.slow
 
@@ -176,6 +177,24 @@ def test_the_benchmark_runs_the_real_set_only_up_to_the_pool_size(
     absent = bench_matching.RealSource(None, [], "photos unavailable: no network")
     with pytest.raises(real_queries.NotEnoughRealHashes, match="photos unavailable"):
         bench_matching.generate("real", 200, 20, absent)
+
+
+def test_the_load_test_registers_the_pool_and_asks_held_out_hashes(
+    pool: real_hashes.Pool,
+) -> None:
+    rng = np.random.default_rng(0)
+    stored, unrelated = prepare.hashes_and_unrelated("real", 100, 50, rng, real=pool)
+    assert np.array_equal(stored, pool.hashes[:100])
+    assert unrelated.shape == (50, 32)
+    held_out = {row.tobytes() for row in pool.held_out}
+    assert {row.tobytes() for row in unrelated} <= held_out
+    assert not {row.tobytes() for row in unrelated} & {row.tobytes() for row in pool.hashes}
+    with pytest.raises(SystemExit, match="the real pool holds"):
+        prepare.hashes_and_unrelated("real", len(pool) + 1, 50, rng, real=pool)
+    synthetic, others = prepare.hashes_and_unrelated("pdq", 100, 50, rng)
+    assert synthetic.shape == (100, 32)
+    assert others.shape == (50, 32)
+    assert set(np.bitwise_count(synthetic).sum(axis=1).tolist()) == {128}
 
 
 def test_the_docs_show_every_measure_the_statistics_print() -> None:

@@ -170,6 +170,7 @@ def production_service(
     hashes: int,
     server_url: str,
     redis_url: str,
+    data: str = "real",
     workers: int = 2,
     threads: int = 4,
     servers: int = 2,
@@ -179,8 +180,9 @@ def production_service(
     web_env: dict[str, str] | None = None,
     gunicorn: bool = False,
 ) -> Iterator[Service]:
-    """The registry as in production on this machine, with ``hashes`` registered hashes:
-    ``servers`` web processes of ``workers`` workers behind nginx (on ``port``).
+    """The registry as in production on this machine, with ``hashes`` registered hashes of
+    kind ``data`` (tests/load/prepare.py: ``real`` or ``pdq``): ``servers`` web processes of
+    ``workers`` workers behind nginx (on ``port``).
 
     ``gunicorn``: also as many gunicorn processes (deploy/gunicorn.conf.py, its default of 3
     workers, ``threads`` threads each) behind an nginx of their own, on the same database, to
@@ -210,7 +212,7 @@ def production_service(
         cleanup.callback(_drop_database, admin_url, name)
 
         started = time.monotonic()
-        log(f"registering {hashes:,} hashes in {name}")
+        log(f"registering {hashes:,} hashes ({data}) in {name}")
         queries = workdir / "queries.txt"
         prepared = subprocess.run(
             [
@@ -221,6 +223,8 @@ def production_service(
                 str(hashes),
                 "--queries",
                 str(queries),
+                "--data",
+                data,
             ],
             cwd=ROOT,
             env=env,

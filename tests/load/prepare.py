@@ -2,13 +2,19 @@
 
 Run by tests/load/harness.py in its own process (``python -m tests.load.prepare``), with
 ``DATABASE_URL`` naming the load test's own, empty database. It migrates, opens one case
-through the services, writes ``--hashes`` more PDQ-shaped hashes with COPY (the benchmark's
-loader, tests/benchmarks/bench_service.py), creates the partner ``load`` with a match key, writes
-the query file for the wrk scripts, and prints the key, as JSON, on its last line.
+through the services, writes ``--hashes`` more hashes with COPY (the benchmark's loader,
+tests/benchmarks/bench_service.py), creates the partner ``load`` with a match key, writes the
+query file for the wrk scripts, and prints the key, as JSON, on its last line.
 
-The queries are what a platform sends: most are unrelated photos, a share
-(``--near-fraction``) are near-duplicates of registered photos (a re-encoded or resized upload),
-which the database confirms.
+``--data`` names the hashes: ``real`` (the default) takes the first ``--hashes`` of the
+benchmark's pool of real PDQ hashes of real photographs and video frames
+(tests/benchmarks/real_hashes.py, built once and cached), what the registry stores; ``pdq`` draws
+the synthetic PDQ-shaped ones (tests/benchmarks/datasets.py), whose skewed bits fill the index's
+buckets far beyond real hashes: the harsh case.
+
+The queries are what a platform sends: most are unrelated photos (for real hashes, hashes of the
+photos the pool holds out), a share (``--near-fraction``) are near-duplicates of registered
+photos (a re-encoded or resized upload: up to 20 bits flipped), which the database confirms.
 """
 
 from __future__ import annotations
@@ -19,9 +25,35 @@ import os
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
+
+from tests.benchmarks import real_hashes
+from tests.benchmarks.datasets import PdqShape
 
 # A partner's budget is an operator setting; the load partner is a large platform.
 LOAD_PARTNER_HASHES_PER_MINUTE = 1_000_000_000
+DATA = ("real", "pdq")
+
+
+def hashes_and_unrelated(
+    data: str,
+    count: int,
+    unrelated: int,
+    rng: np.random.Generator,
+    *,
+    real: real_hashes.Pool | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """``count`` hashes to register and ``unrelated`` hashes of other photos, of one kind;
+    ``real`` is the pool of real hashes (the default pool, built or read, if None)."""
+    if data == "pdq":
+        shape = PdqShape.create()
+        return shape.sample(count, rng), shape.sample(unrelated, rng)
+    if real is None:
+        real = real_hashes.pool()
+    if len(real) < count:
+        raise SystemExit(f"the real pool holds {len(real):,} hashes, not {count:,}")
+    others = real.held_out[rng.integers(0, real.held_out.shape[0], size=unrelated)]
+    return np.ascontiguousarray(real.hashes[:count]), others
 
 
 def main() -> None:
@@ -30,6 +62,7 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, required=True)
     parser.add_argument("--query-count", type=int, default=20_000)
     parser.add_argument("--near-fraction", type=float, default=0.1)
+    parser.add_argument("--data", choices=DATA, default="real")
     arguments = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
     os.environ["INDEX_AUTOSTART"] = "0"
@@ -45,13 +78,15 @@ def main() -> None:
     from registry.services.cases import Attestations, case_create
     from registry.services.partners import partner_create, partner_key_issue
     from tests.benchmarks.bench_service import images_bulk_copy
-    from tests.benchmarks.datasets import PdqShape, flip_bits
+    from tests.benchmarks.datasets import flip_bits
     from tests.factories import random_dihedral
 
     call_command("migrate", verbosity=0)
     rng = np.random.default_rng(8)
-    shape = PdqShape.create()
-    hashes = shape.sample(arguments.hashes, rng)
+    near = int(arguments.query_count * arguments.near_fraction)
+    hashes, unrelated = hashes_and_unrelated(
+        arguments.data, arguments.hashes, arguments.query_count - near, rng
+    )
     case = case_create(
         scope="intimate",
         attestations=Attestations(
@@ -71,12 +106,11 @@ def main() -> None:
     )
     key = partner_key_issue(partner=partner, scopes=["match"]).raw
 
-    near = int(arguments.query_count * arguments.near_fraction)
     sources = rng.integers(0, len(hashes), size=near)
     queries = np.concatenate(
         [
             flip_bits(hashes[sources], rng.integers(0, 21, size=near), rng, keep_weight=True),
-            shape.sample(arguments.query_count - near, rng),
+            unrelated,
         ]
     )
     queries = queries[rng.permutation(len(queries))]

@@ -1,7 +1,7 @@
 """The load test (``make loadtest``): the registry as in production, 1,000,000 hashes, wrk.
 
-Run: ``.venv/bin/python -m tests.load.run [--hashes 1000000] [--seconds 25]``. It sets up the
-service as tests/load/harness.py describes (its own database on the server of
+Run: ``.venv/bin/python -m tests.load.run [--hashes 1000000] [--data real,pdq] [--seconds 25]``.
+It sets up the service as tests/load/harness.py describes (its own database on the server of
 ``DATABASE_URL``, Redis at ``REDIS_URL``, two web processes of ``python -m registry.serve``
 (granian, as deployed) behind nginx with the deploy site, and a Celery worker), then runs, each
 alongside registrations and withdrawals: the bare endpoint (``GET /health``, a fixed answer, no
@@ -9,10 +9,13 @@ database: what the server, its workers and nginx cost), single-hash match calls,
 single-hash calls through one web process only, and then the bare endpoint and single-hash
 calls again with gunicorn (deploy/gunicorn.conf.py, the server deployed before) serving the same
 application (behind nginx too; ``--no-gunicorn`` leaves them out), to compare the servers in one
-run. It prints a Markdown
-table against the goals, with the match route's rate as a share of the bare endpoint's behind
-the same server. Everything it started is stopped and everything it created is dropped, on
-failure too. Exits 1 if a goal is missed.
+run. That is on real PDQ hashes (tests/load/prepare.py: the benchmark's pool of hashes of real
+photographs and video frames, what the registry stores); then the whole service is set up
+again on as many synthetic PDQ-shaped hashes, the harsh case for the index, for the single-hash
+and batch scenarios. It prints a Markdown table against the goals, each row marked, with the
+match route's rate as a share of the bare endpoint's behind the same server. Everything it
+started is stopped and everything it created is dropped, on failure too. Exits 1 if a goal is
+missed on either set.
 
 The figures are printed, not asserted by the test suite: the short variant in make test
 (tests/load/test_load_short.py) checks only that nothing fails and that withdrawals hold.
@@ -36,6 +39,11 @@ SINGLE, BATCH, BARE, ONE_PROCESS, BARE_GUNICORN, SINGLE_GUNICORN = (
     "gunicorn: bare endpoint",
     "gunicorn: single-hash match",
 )
+# The hashes registered (tests/load/prepare.py): real ones first, with every scenario; then the
+# harsh synthetic ones, for the match scenarios only.
+DATA_NAMES = {"real": "real", "pdq": "PDQ-shaped"}
+FULL = (BARE, SINGLE, BATCH, ONE_PROCESS, BARE_GUNICORN, SINGLE_GUNICORN)
+MATCH_ONLY = (SINGLE, BATCH)
 GOALS: dict[str, tuple[float, float | None, float | None]] = {
     SINGLE: (2000.0, 20.0, 0.40),
     BATCH: (150.0, None, None),
@@ -81,13 +89,15 @@ def goal_met(outcome: Outcome, outcomes: list[Outcome]) -> bool | None:
     )
 
 
-def table(outcomes: list[Outcome]) -> str:
+def table(rows: list[tuple[str, Outcome]]) -> str:
+    """The Markdown table of (data set, outcome) rows; shares against the run's bare endpoint."""
+    outcomes = [outcome for _, outcome in rows]
     lines = [
-        "| scenario | requests/s | share of bare | p50 ms | p99 ms | errors | writes alongside "
-        "| goal | met |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
+        "| hashes | scenario | requests/s | share of bare | p50 ms | p99 ms | errors "
+        "| writes alongside | goal | met |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]
-    for outcome in outcomes:
+    for data, outcome in rows:
         writes = (
             f"{outcome.registrations} registrations, {outcome.withdrawals} withdrawals, "
             f"{outcome.matched_after_withdrawal} withdrawn matched"
@@ -95,7 +105,7 @@ def table(outcomes: list[Outcome]) -> str:
         share = share_of_bare(outcome, outcomes)
         met = goal_met(outcome, outcomes)
         lines.append(
-            f"| {outcome.scenario} | {outcome.rate:,.0f} | "
+            f"| {DATA_NAMES[data]} | {outcome.scenario} | {outcome.rate:,.0f} | "
             f"{'' if share is None else f'{share:.0%}'} | {outcome.p50_ms:.1f} | "
             f"{outcome.p99_ms:.1f} | {outcome.errors} | {writes} | {goal_text(outcome.scenario)} | "
             f"{'' if met is None else ('yes' if met else 'no')} |"
@@ -106,6 +116,11 @@ def table(outcomes: list[Outcome]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hashes", type=int, default=1_000_000)
+    parser.add_argument(
+        "--data",
+        default="real,pdq",
+        help="hashes to register, one service each: real, pdq (the first runs every scenario)",
+    )
     parser.add_argument("--seconds", type=int, default=25)
     # Workers of each deployed web process: one, so that the two processes run one worker a core
     # between them, registry/serve.py's default for the machine (six served no more). The
@@ -122,64 +137,75 @@ def main() -> None:
     arguments = parser.parse_args()
     if not 20 <= arguments.seconds <= 30:
         parser.error("each scenario runs 20 to 30 seconds")
+    datas = [data.strip() for data in arguments.data.split(",") if data.strip()]
+    if not datas or any(data not in DATA_NAMES for data in datas) or len(set(datas)) < len(datas):
+        parser.error(f"--data: a list of {', '.join(DATA_NAMES)}, each once")
 
     server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rempart")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/4")
-    outcomes: list[Outcome] = []
-    with production_service(
-        hashes=arguments.hashes,
-        server_url=server,
-        redis_url=redis_url,
-        workers=arguments.workers,
-        threads=arguments.threads,
-        servers=arguments.servers,
-        port=arguments.port,
-        gunicorn=not arguments.no_gunicorn,
-    ) as service:
-        for scenario, batch, connections in (
-            (BARE, 0, arguments.single_connections),
-            (SINGLE, 1, arguments.single_connections),
-            (BATCH, 100, arguments.batch_connections),
-            (ONE_PROCESS, 1, arguments.single_connections),
-            (BARE_GUNICORN, 0, arguments.single_connections),
-            (SINGLE_GUNICORN, 1, arguments.single_connections),
-        ):
-            if scenario == ONE_PROCESS and arguments.servers == 1:
-                continue
-            compared = scenario in (BARE_GUNICORN, SINGLE_GUNICORN)
-            if compared and service.base_gunicorn is None:
-                continue
-            log(f"{scenario}: {arguments.seconds} s, {connections} connections, 1 wrk thread")
-            outcomes.append(
-                run_scenario(
+    rows: list[tuple[str, Outcome]] = []
+    registered: dict[str, int] = {}
+    for number, data in enumerate(datas):
+        scenarios = FULL if number == 0 else MATCH_ONLY
+        with production_service(
+            hashes=arguments.hashes,
+            data=data,
+            server_url=server,
+            redis_url=redis_url,
+            workers=arguments.workers,
+            threads=arguments.threads,
+            servers=arguments.servers,
+            port=arguments.port,
+            gunicorn=not arguments.no_gunicorn and BARE_GUNICORN in scenarios,
+        ) as service:
+            registered[data] = service.hashes
+            for scenario in scenarios:
+                if scenario == ONE_PROCESS and arguments.servers == 1:
+                    continue
+                compared = scenario in (BARE_GUNICORN, SINGLE_GUNICORN)
+                if compared and service.base_gunicorn is None:
+                    continue
+                connections = (
+                    arguments.batch_connections
+                    if scenario == BATCH
+                    else arguments.single_connections
+                )
+                log(
+                    f"{DATA_NAMES[data]} hashes, {scenario}: {arguments.seconds} s, "
+                    f"{connections} connections, 1 wrk thread"
+                )
+                outcome = run_scenario(
                     service,
                     scenario=scenario,
-                    batch=batch,
+                    batch={BARE: 0, BARE_GUNICORN: 0, BATCH: 100}.get(scenario, 1),
                     seconds=arguments.seconds,
                     connections=connections,
                     write_pause=1.0,
                     one_process=scenario == ONE_PROCESS,
                     base=service.base_gunicorn if compared else None,
                 )
-            )
-        log("stopping everything started and dropping the load database")
+                rows.append((data, outcome))
+            log("stopping everything started and dropping the load database")
     cores = os.cpu_count()
+    counts = ", ".join(f"{count:,} {DATA_NAMES[data]}" for data, count in registered.items())
     print(
-        f"\n{service.hashes:,} hashes registered; nginx in front of {arguments.servers} web "
-        f"processes (registry.serve: granian, {arguments.workers} workers x {arguments.threads} "
-        f"threads each; gunicorn 3 workers a process for its rows), PostgreSQL, Redis, a Celery "
-        f"worker and wrk (1 thread) on {cores} cores\n"
+        f"\nHashes registered: {counts} (one service each, in turn); nginx in front of "
+        f"{arguments.servers} web processes (registry.serve: granian, {arguments.workers} "
+        f"workers x {arguments.threads} threads each; gunicorn 3 workers a process for its "
+        f"rows), PostgreSQL, Redis, a Celery worker and wrk (1 thread) on {cores} cores\n"
     )
-    print(table(outcomes))
+    print(table(rows))
     print()
-    for outcome in outcomes:
+    outcomes = [outcome for _, outcome in rows]
+    for data, outcome in rows:
         answers = ", ".join(f"{status}: {count:,}" for status, count in outcome.answers.items())
         if outcome.scenario in (BARE_GUNICORN, SINGLE_GUNICORN):
             answers = f"the deployed server's, for the writes alongside ({answers})"
         print(
-            f"{outcome.scenario}: {outcome.requests:,} match calls in {outcome.seconds:.1f} s; "
-            f"errors: {outcome.status_errors} non-2xx, {outcome.socket_errors} socket, "
-            f"{len(outcome.write_errors)} in the writes; the server's answers by status: {answers}"
+            f"{DATA_NAMES[data]} hashes, {outcome.scenario}: {outcome.requests:,} match calls in "
+            f"{outcome.seconds:.1f} s; errors: {outcome.status_errors} non-2xx, "
+            f"{outcome.socket_errors} socket, {len(outcome.write_errors)} in the writes; the "
+            f"server's answers by status: {answers}"
         )
         for error in sorted(set(outcome.write_errors)):
             print(f"  {error}")

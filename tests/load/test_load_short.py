@@ -2,11 +2,11 @@
 
 The same setup as ``make loadtest`` (tests/load/harness.py: two web processes of
 ``python -m registry.serve`` behind nginx with the deploy site, PostgreSQL, Redis, a Celery
-worker, wrk) on 20,000 registered hashes, each scenario for a few seconds. It asserts what must hold
-whatever the machine: no request fails, no photo withdrawn during the load matches afterwards,
-every match call answered has its usage record (written in batches by the web processes), and
-both web processes answered match calls; then the same under gunicorn, which ``make loadtest``
-compares with the deployed server. The rates
+worker, wrk) on 20,000 registered PDQ-shaped hashes (no real pool to build), each scenario for
+a few seconds. It asserts what must hold whatever the machine: no request fails, no photo
+withdrawn during the load matches afterwards, every match call answered has its usage record
+(written in batches by the web processes), and both web processes answered match calls; then
+the same under gunicorn, which ``make loadtest`` compares with the deployed server. The rates
 and latencies are printed, never asserted (``make loadtest`` measures them).
 """
 
@@ -46,6 +46,7 @@ def test_match_calls_under_load_never_fail_and_withdrawn_photos_never_match() ->
         pytest.fail("the load test runs on PostgreSQL and Redis (DATABASE_URL, REDIS_URL)")
     with production_service(
         hashes=20_000,
+        data="pdq",
         server_url=_server_url(),
         redis_url=settings.REDIS_URL,
         workers=1,
