@@ -92,6 +92,7 @@ class LeanRoutes:
             _connections_release()
         if answer is None:
             return self.app(environ, start_response)
+        _connections_trusted()
         status, headers, content = answer
         start_response(_REASONS.get(status, f"{status} Error"), headers)
         return [content]
@@ -116,6 +117,23 @@ def _connections_release() -> None:
     for connection in connections.all(initialized_only=True):
         if not connection.in_atomic_block:
             connection.close_if_unusable_or_obsolete()
+
+
+def _connections_trusted() -> None:
+    """After a call this route answered: no check of the connections before the next one.
+
+    Django checks a kept connection with a query of its own (``SELECT 1``, CONN_HEALTH_CHECKS)
+    before the first use in each request: a second round trip for every call that confirms a
+    candidate. This route's reads need no such check: the confirmation retries once on a
+    dropped connection (registry.selectors.matches._confirmed), and a failed key read hands the
+    call to Django, whose own request start checks the connection again. A connection that
+    failed, or outlived CONN_MAX_AGE, is closed all the same (_connections_release).
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and not connection.in_atomic_block:
+            # Django's own flag (BaseDatabaseWrapper.close_if_health_check_failed); the type
+            # stubs leave it out.
+            connection.health_check_done = True  # type: ignore[attr-defined]
 
 
 def _plain_request(environ: dict[str, Any]) -> WSGIRequest | None:

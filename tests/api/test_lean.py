@@ -16,18 +16,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from api.lean import LeanRoutes
+from registry.keycache import key_cache
 from registry.matching.follower import Matcher
 from registry.models import MatchCall, Partner
 from registry.services.partners import partner_key_issue
 from tests.conftest import PartnerPersona
 from tests.factories import random_hash, register_case, wait_for_a_fresh_minute
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -303,3 +306,43 @@ def test_with_the_lean_route_off_every_call_goes_through_django(
 
     assert answer.through_django
     assert answer.status == "200 OK"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_dropped_is_replaced_by_the_confirmation_itself(
+    partner_a: PartnerPersona, match_index: Matcher
+) -> None:
+    """The lean route does not check its connection before each call (Django's ``SELECT 1``):
+    a connection PostgreSQL dropped in between is replaced when the confirmation fails on it,
+    and the call is answered all the same, with its match."""
+    registered = register_case(images=1)
+    match_index.catch_up()
+    lean = LeanRoutes(WSGIHandler())
+    body = _body([registered.images[0].hashes[0].hex()])
+    key_cache.get("nothing", lambda _: None)  # starts the listener: the key is then cached
+    wait_until(lambda: key_cache.live, what="the key listener never connected")
+    connection = connections[DEFAULT_DB_ALIAS]
+
+    first = _send(lean, body, headers=_auth(partner_a))
+    assert first.status == "200 OK"
+    assert not first.through_django
+    assert connection.health_check_done  # type: ignore[attr-defined]  # none before the next
+    assert connection.connection is not None
+    dropped = connection.connection.info.backend_pid
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [dropped])
+        wait_until(
+            lambda: (
+                not admin.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [dropped]
+                ).fetchone()
+            ),
+            what="the connection was never dropped",
+        )
+    second = _send(lean, body, headers=_auth(partner_a))
+
+    assert second.status == "200 OK"
+    assert not second.through_django
+    assert [len(result["matches"]) for result in json.loads(second.body)["results"]] == [1]
+    assert connection.connection is not None
+    assert connection.connection.info.backend_pid != dropped
