@@ -124,10 +124,10 @@ def _connections_trusted() -> None:
 
     Django checks a kept connection with a query of its own (``SELECT 1``, CONN_HEALTH_CHECKS)
     before the first use in each request: a second round trip for every call that confirms a
-    candidate. This route's reads need no such check: the confirmation retries once on a
-    dropped connection (registry.selectors.matches._confirmed), and a failed key read hands the
-    call to Django, whose own request start checks the connection again. A connection that
-    failed, or outlived CONN_MAX_AGE, is closed all the same (_connections_release).
+    candidate. This route's reads need no such check: the key's and the confirmation's are tried
+    once more on a new connection when the kept one was dropped (registry.dbreads). A
+    connection that failed, or outlived CONN_MAX_AGE, is closed all the same
+    (_connections_release).
     """
     for connection in connections.all(initialized_only=True):
         if connection.connection is not None and not connection.in_atomic_block:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count
 
+from registry import dbreads
 from registry.dbrouting import primary_reads
 from registry.derivatives import DERIVED_VIEW_NAMES, MASK_NAMES, TILE_NAMES, WHOLE, decide
 from registry.exceptions import InvalidInput
@@ -172,29 +171,11 @@ def _confirmed(candidate_ids: Collection[int]) -> dict[int, Confirmed]:
     read on the primary: an image withdrawn by a committed transaction is never among them."""
     ids = list(candidate_ids)
     sql = _confirm_sql() + f"({', '.join(['%s'] * len(ids))})"
-    connection = connections[DEFAULT_DB_ALIAS]
-    try:
-        rows = _rows(connection, sql, ids)
-    except (OperationalError, InterfaceError):
-        # A connection the server dropped (a restart, a network cut). The lean match route
-        # skips Django's check of each connection before a request (api/lean.py), so this read,
-        # its only one on the primary once the key is cached, is tried once more on a new
-        # connection; outside a transaction only, and a second failure is the caller's (503).
-        if connection.in_atomic_block:
-            raise
-        connection.close()
-        rows = _rows(connection, sql, ids)
+    rows = dbreads.rows(sql, ids)
     return {
         hash_id: (image_id, variant, scope, bool(minor), status, frame_at)
         for hash_id, image_id, variant, scope, minor, status, frame_at in rows
     }
-
-
-def _rows(connection: BaseDatabaseWrapper, sql: str, params: list[int]) -> list[Any]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows: list[Any] = cursor.fetchall()
-    return rows
 
 
 def searched_and_confirmed(

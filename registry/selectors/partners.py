@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Model
 from django.utils import timezone
 
+from registry import dbreads
 from registry.keycache import key_cache
 from registry.keys import digests_equal, key_digest, parse_key
 from registry.models import Partner, PartnerKey
@@ -62,11 +63,10 @@ def _key_read(lookup_id: str) -> PartnerKey | None:
     building it through the ORM cost several times the database's own work, on every partner
     request (tests/load/).
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_key_read_sql(), [lookup_id])
-        row = cursor.fetchone()
-    if row is None:
+    found = dbreads.rows(_key_read_sql(), [lookup_id])
+    if not found:
         return None
+    row = found[0]
     split = len(PartnerKey._meta.concrete_fields)
     key = _from_row(PartnerKey, row[:split])
     key.partner = _from_row(Partner, row[split:])

@@ -309,12 +309,13 @@ def test_with_the_lean_route_off_every_call_goes_through_django(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_connection_the_server_dropped_is_replaced_by_the_confirmation_itself(
+def test_a_connection_the_server_dropped_is_replaced_by_the_read_that_meets_it(
     partner_a: PartnerPersona, match_index: Matcher
 ) -> None:
     """The lean route does not check its connection before each call (Django's ``SELECT 1``):
-    a connection PostgreSQL dropped in between is replaced when the confirmation fails on it,
-    and the call is answered all the same, with its match."""
+    a connection PostgreSQL dropped in between is replaced when a read fails on it (the key's,
+    if a change notice emptied the cache meanwhile, or the confirmation's), and the call is
+    answered all the same, by the lean route, with its match."""
     registered = register_case(images=1)
     match_index.catch_up()
     lean = LeanRoutes(WSGIHandler())
