@@ -86,13 +86,13 @@ class LeanRoutes:
         if body is None:
             return self.app(environ, start_response)
         environ["wsgi.input"] = io.BytesIO(body)
+        answer = None
         try:
             answer = _answer(environ, body)
         finally:
-            _connections_release()
+            _connections_release(answered=answer is not None)
         if answer is None:
             return self.app(environ, start_response)
-        _connections_trusted()
         status, headers, content = answer
         start_response(_REASONS.get(status, f"{status} Error"), headers)
         return [content]
@@ -110,27 +110,23 @@ class LeanRoutes:
         return [_HEALTH_BODY]
 
 
-def _connections_release() -> None:
+def _connections_release(*, answered: bool) -> None:
     """What Django does at the end of a request (``close_old_connections``): close a connection
     that failed or outlived CONN_MAX_AGE, so the next request opens a sound one. Never one in a
-    transaction (a test's)."""
-    for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
-            connection.close_if_unusable_or_obsolete()
+    transaction (a test's).
 
-
-def _connections_trusted() -> None:
-    """After a call this route answered: no check of the connections before the next one.
-
-    Django checks a kept connection with a query of its own (``SELECT 1``, CONN_HEALTH_CHECKS)
-    before the first use in each request: a second round trip for every call that confirms a
-    candidate. This route's reads need no such check: the key's and the confirmation's are tried
-    once more on a new connection when the kept one was dropped (registry.dbreads). A
-    connection that failed, or outlived CONN_MAX_AGE, is closed all the same
-    (_connections_release).
+    After a call this route ``answered``, the connections kept are not checked again before the
+    next one. Django checks a kept connection with a query of its own (``SELECT 1``,
+    CONN_HEALTH_CHECKS) before its first use in each request: a second round trip for every
+    call that confirms a candidate. This route's reads need no such check: the key's and the
+    confirmation's are tried once more on a new connection when the kept one was dropped
+    (registry.dbreads). A call handed to Django gets Django's check, at its request's start.
     """
     for connection in connections.all(initialized_only=True):
-        if connection.connection is not None and not connection.in_atomic_block:
+        if connection.in_atomic_block:
+            continue
+        connection.close_if_unusable_or_obsolete()
+        if answered and connection.connection is not None:
             # Django's own flag (BaseDatabaseWrapper.close_if_health_check_failed); the type
             # stubs leave it out.
             connection.health_check_done = True  # type: ignore[attr-defined]
