@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from registry.matching import counters
 from registry.matching.probing import slowed_key_id
 from registry.matching.usage import match_call_recorder
 from registry.models import PartnerKey
@@ -63,10 +62,6 @@ def partner_match_with_videos(
     limit_partner_hashes(key.partner, counted, slowed_key=slowed_key_id(key))
     results = hash_match(hashes, max_distance=max_distance, views=views) if hashes else []
     video_results = video_match(videos) if videos else []
-    counters.image_matches_record(
-        [match.image_id for matches in results for match in matches]
-        + [match.image_id for matches in video_results for match in matches]
-    )
     matched = sum(1 for found in results if found) + sum(1 for found in video_results if found)
     match_call_recorder.record(
         partner_id=key.partner_id,
@@ -75,5 +70,7 @@ def partner_match_with_videos(
         hashes=counted,
         matched_hashes=matched,
         matches=sum(map(len, results)) + sum(map(len, video_results)),
+        matched_images=[match.image_id for matches in results for match in matches]
+        + [match.image_id for matches in video_results for match in matches],
     )
     return results, video_results
