@@ -113,6 +113,22 @@ class _KeyState:
         that did not fit, for this call's decision.
         """
         count_in = words.shape[0]
+        if count_in == 1 and (uploads is None or uploads.shape[0] == 1):
+            # One hash, the common call: one compiled pass compares, counts and stores it.
+            self.close_pairs += _push_one(
+                words[0].astype(np.uint64, copy=False),
+                self.next_upload,
+                self.recent,
+                self.close_counts,
+                self.recent_uploads,
+                self.size,
+                self.position,
+                close_bits,
+            )
+            self.next_upload += 1
+            self.position = (self.position + 1) % self.capacity
+            self.size = min(self.size + 1, self.capacity)
+            return 0
         if uploads is None:
             uploads = np.arange(count_in, dtype=np.int64)
         ids = self.next_upload + uploads.astype(np.int64)
@@ -230,6 +246,44 @@ def _close_pairs(
         np.array(rows_w, dtype=np.int64),
         np.array(cols_w, dtype=np.int64),
     )
+
+
+@njit(cache=True, nogil=True)
+def _push_one(
+    query: npt.NDArray[np.uint64],
+    upload: int,
+    recent: npt.NDArray[np.uint64],
+    close_counts: npt.NDArray[np.int64],
+    recent_uploads: npt.NDArray[np.int64],
+    size: int,
+    slot: int,
+    close_bits: int,
+) -> int:
+    """``_KeyState.push`` of a call of one hash (``query``, 4 words) of upload ``upload``: count
+    the distinct uploads of the buffer's first ``size`` columns it is close to, store it in
+    column ``slot`` with that count, and return how much the key's close pairs change."""
+    close = np.empty(size, np.int64)
+    found = 0
+    for column in range(size):
+        distance = 0
+        for word in range(4):
+            distance += _popcount(query[word] ^ recent[word, column])
+        if 1 <= distance <= close_bits:
+            close[found] = recent_uploads[column]
+            found += 1
+    distinct = 0
+    if found:
+        ordered = np.sort(close[:found])
+        distinct = 1
+        for i in range(1, found):
+            if ordered[i] != ordered[i - 1]:
+                distinct += 1
+    change = distinct - close_counts[slot]
+    for word in range(4):
+        recent[word, slot] = query[word]
+    close_counts[slot] = distinct
+    recent_uploads[slot] = upload
+    return int(change)
 
 
 _states: dict[int, _KeyState] = {}

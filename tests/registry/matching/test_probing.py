@@ -282,3 +282,44 @@ def test_the_frames_of_one_video_are_never_close_pairs_of_each_other(
     assert answered.status_code == 200
     assert answered.json()["video_results"] == [{"matches": []}]
     assert not ProbingAlert.objects.exists()
+
+
+def test_a_call_of_one_hash_counts_what_the_general_pass_counts() -> None:
+    """The compiled pass of a one-hash call (the common call) keeps the same buffer and counts
+    as a plain count of the distinct close uploads, calls of several views interleaved: a
+    probe sent one hash a call is seen as it is in batches."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    capacity, close_bits = 16, 8
+    state = probing._KeyState(capacity=capacity)
+    remembered: list[tuple[bytes, int]] = []  # (hash, upload) per slot, oldest first
+    bases = [random_hash() for _ in range(4)]
+    for upload in range(120):
+        if upload % 7 == 3:  # an upload's own views: one upload, several hashes
+            views = [near_duplicate(bases[upload % 4], 2 + view) for view in range(3)]
+            state.push(probing._words(views), close_bits, np.zeros(3, np.int64))
+            remembered.extend((view, upload) for view in views)
+        else:
+            value = near_duplicate(bases[int(rng.integers(4))], int(rng.integers(0, 12)))
+            if rng.random() < 0.3:
+                value = random_hash()
+            before = state.close_pairs - int(state.close_counts[state.position])
+            distinct = {
+                seen_upload
+                for seen, seen_upload in remembered[-capacity:]
+                if 1 <= _bits_apart(seen, value) <= close_bits
+            }
+            assert state.push(probing._words([value]), close_bits) == 0
+            assert state.close_pairs == before + len(distinct)
+            remembered.append((value, upload))
+        kept = remembered[-capacity:]
+        assert state.size == len(kept)
+        stored = {bytes(probing._words([value])[0].tobytes()) for value, _ in kept}
+        columns = {state.recent[:, column].tobytes() for column in range(state.size)}
+        assert columns == stored
+        assert state.close_pairs == int(state.close_counts[: state.size].sum())
+
+
+def _bits_apart(first: bytes, second: bytes) -> int:
+    return int.from_bytes(first, "big").__xor__(int.from_bytes(second, "big")).bit_count()
