@@ -33,6 +33,8 @@ MAX_VIDEOS_PER_MATCH = 5
 
 
 _HASH_TEXT = re.compile(r"[0-9A-Fa-f]{64}")
+# The purposes, once: MatchCall.Purpose.values builds a new list on every read.
+_PURPOSES = frozenset(MatchCall.Purpose.values)
 
 
 def _match_input_plain(data: Any) -> dict[str, Any] | None:
@@ -53,7 +55,7 @@ def _match_input_plain(data: Any) -> dict[str, Any] | None:
         and hashes
         and all(type(text) is str and _HASH_TEXT.fullmatch(text) for text in hashes)
         and type(purpose) is str
-        and purpose in MatchCall.Purpose.values
+        and purpose in _PURPOSES
         and type(distance) is int
         and 0 <= distance <= MATCH_DISTANCE
     ):
