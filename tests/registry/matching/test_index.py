@@ -337,11 +337,12 @@ def test_build_of_many_equals_adding_in_pieces() -> None:
     assert len(built) == len(added) == 6000
 
 
-def test_a_batch_spread_over_threads_equals_one_query_at_a_time() -> None:
+@pytest.mark.parametrize("count", [40, 131, 336])  # one part, one a thread, four a thread
+def test_a_batch_spread_over_threads_equals_one_query_at_a_time(count: int) -> None:
     rng = np.random.default_rng(13)
     ids, hashes = planted(rng, 5000)
     index = probing(HashIndex.build(ids, hashes, chunk_shape=(12, 12)))
-    queries = near_queries(rng, hashes, 3)
+    queries = near_queries(rng, hashes, 8)[rng.permutation(336)[:count]]
     batch = index.search(queries, 31)
     assert sum(len(m.ids) for m in batch) > 0
     assert [pairs(m) for m in batch] == [pairs(index.search(q[None, :], 31)[0]) for q in queries]
