@@ -9,6 +9,7 @@ checking that it was issued to that partner.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import struct
@@ -20,7 +21,13 @@ _PREFIX = "m_"
 
 
 def _cipher() -> Cipher[modes.ECB]:
-    key = hmac.new(settings.KEY_PEPPER.encode(), b"rempart match ids v1", hashlib.sha256).digest()
+    return _cipher_of(settings.KEY_PEPPER)
+
+
+@functools.lru_cache(maxsize=4)
+def _cipher_of(pepper: str) -> Cipher[modes.ECB]:
+    """The cipher of a pepper, derived once (every match of an answer has an id to encrypt)."""
+    key = hmac.new(pepper.encode(), b"rempart match ids v1", hashlib.sha256).digest()
     # One block of a pseudo-random permutation: ECB over a single block is exactly that.
     return Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305
 

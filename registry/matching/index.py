@@ -360,9 +360,12 @@ class HashIndex:
             def part(k: int) -> tuple[Int64Array, Int64Array, Int32Array]:
                 return _search_snapshot(s, qwords[edges[k] : edges[k + 1]], radius, self._strategy)
 
-            # The calling thread searches the first part itself while the pool takes the rest.
-            others = executor().map(part, range(1, parts))
-            pieces = [part(0), *others]
+            if parts == threads:
+                # The calling thread searches the first part while the pool takes the others.
+                others = executor().map(part, range(1, parts))
+                pieces = [part(0), *others]
+            else:  # As many searching at once as there are threads.
+                pieces = list(executor().map(part, range(parts)))
             found = np.cumsum([0] + [piece[1].shape[0] for piece in pieces])
             starts = np.concatenate(
                 [np.zeros(1, np.int64)]
