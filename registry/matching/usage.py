@@ -46,8 +46,7 @@ class MatchCallRecorder:
     ``stop()`` (at worker exit) writes what is left. Rows that could not be written (the
     database restarting) are kept for the next attempt, up to MAX_PENDING. The images' counts
     go to Redis from the same thread, in one round trip a round, where each call that matched
-    made one (a tenth of the load test's calls: about a tenth of such a call's CPU, and its
-    wait on Redis).
+    waited on one of its own (a tenth of the load test's calls).
     """
 
     MAX_PENDING = 100_000
@@ -133,8 +132,8 @@ def _rows_write(rows: list[Call]) -> None:
     """Insert these rows, all or none (a failed flush is retried whole).
 
     On PostgreSQL with one COPY of the records as they wait: building a model instance for
-    each, as bulk_create does, cost 40 to 60 us of the web process's CPU a row (a sixth of a
-    single-hash call, in the thread that writes them), the COPY a few."""
+    each, as bulk_create does, cost 38 to 66 us of the web process's CPU a row (a tenth of a
+    single-hash call or more, in the thread that writes them), the COPY 4 to 5."""
     alias = router.db_for_write(MatchCall)
     connection = connections[alias]
     with transaction.atomic(using=alias):
