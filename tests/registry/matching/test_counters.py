@@ -65,21 +65,26 @@ def test_counts_that_redis_did_not_take_wait_for_the_next_flush(
     assert _stored(701) == 2
 
 
+def _record(partner: PartnerPersona, *, hashes: int, matched_images: list[int]) -> None:
+    """A call of ``hashes`` hashes, one of which matched these images, as the recorder sees it."""
+    match_call_recorder.record(
+        partner_id=partner.partner.pk,
+        key_id=partner.key.pk,
+        purpose="publish",
+        hashes=hashes,
+        matched_hashes=1,
+        matches=len(matched_images),
+        matched_images=matched_images,
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_running_recorder_writes_counts_and_rows_from_its_thread(
     partner_a: PartnerPersona,
 ) -> None:
     match_call_recorder.start(interval=0.05)
     try:
-        match_call_recorder.record(
-            partner_id=partner_a.partner.pk,
-            key_id=partner_a.key.pk,
-            purpose="publish",
-            hashes=2,
-            matched_hashes=1,
-            matches=2,
-            matched_images=[801, 801],
-        )
+        _record(partner_a, hashes=2, matched_images=[801, 801])
         deadline = time.monotonic() + 10
         while _stored(801) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -95,15 +100,7 @@ def test_the_running_recorder_writes_counts_and_rows_from_its_thread(
 def test_a_recorder_stopping_writes_the_counts_still_waiting(partner_a: PartnerPersona) -> None:
     match_call_recorder.start(interval=60)
     try:
-        match_call_recorder.record(
-            partner_id=partner_a.partner.pk,
-            key_id=partner_a.key.pk,
-            purpose="publish",
-            hashes=1,
-            matched_hashes=1,
-            matches=1,
-            matched_images=[901],
-        )
+        _record(partner_a, hashes=1, matched_images=[901])
         assert _stored(901) == 0  # waiting in memory: the call made no round trip
     finally:
         match_call_recorder.stop()
