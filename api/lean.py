@@ -250,7 +250,6 @@ def _render(
     return status, headers, content
 
 
-_csp_cache: dict[tuple[int, int], list[tuple[str, str]]] = {}
 # The headers of each (secure, language), built once for the settings in force: about ten
 # settings read through Django's lazy settings object on every call cost a few percent of a
 # single-hash call (sampled with py-spy).
@@ -261,7 +260,6 @@ _header_cache: dict[tuple[bool, str], list[tuple[str, str]]] = {}
 def _settings_changed(**_: Any) -> None:
     """A setting changed (override_settings, tests): build the headers anew."""
     _header_cache.clear()
-    _csp_cache.clear()
 
 
 def _headers(secure: bool, language: str) -> list[tuple[str, str]]:
@@ -301,22 +299,16 @@ def _headers_built(secure: bool, language: str) -> list[tuple[str, str]]:
 
 
 def _csp() -> list[tuple[str, str]]:
-    """The Content-Security-Policy headers, built once for the settings in force."""
+    """The Content-Security-Policy headers for the settings in force (built with the rest of
+    the headers, once: ``_headers``)."""
     from csp.constants import HEADER, HEADER_REPORT_ONLY
     from csp.utils import build_policy
 
-    config = getattr(settings, "CONTENT_SECURITY_POLICY", None)
-    report_only = getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY", None)
-    cache_key = (id(config), id(report_only))
-    headers = _csp_cache.get(cache_key)
-    if headers is None:
-        headers = []
-        policy = build_policy()
-        if policy:
-            headers.append((HEADER, policy))
-        policy = build_policy(report_only=True)
-        if policy:
-            headers.append((HEADER_REPORT_ONLY, policy))
-        _csp_cache.clear()
-        _csp_cache[cache_key] = headers
+    headers = []
+    policy = build_policy()
+    if policy:
+        headers.append((HEADER, policy))
+    policy = build_policy(report_only=True)
+    if policy:
+        headers.append((HEADER_REPORT_ONLY, policy))
     return headers

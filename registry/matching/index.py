@@ -349,8 +349,8 @@ class HashIndex:
         threads = usable_cores() if count >= 2 * _MIN_QUERIES_PER_THREAD else 1
         # More parts than threads in a large batch, so that a part of slow queries does not
         # hold up the rest; one a thread in a small one.
-        parts = 1 if threads == 1 else threads
-        if count >= 4 * threads * _MIN_QUERIES_PER_THREAD:
+        parts = threads
+        if threads > 1 and count >= 4 * threads * _MIN_QUERIES_PER_THREAD:
             parts = 4 * threads
         if parts <= 1:
             starts, ids, dists = _search_snapshot(s, qwords, radius, self._strategy)

@@ -63,14 +63,15 @@ def partner_match_with_videos(
     results = hash_match(hashes, max_distance=max_distance, views=views) if hashes else []
     video_results = video_match(videos) if videos else []
     matched = sum(1 for found in results if found) + sum(1 for found in video_results if found)
+    images = [match.image_id for matches in results for match in matches]
+    images += [match.image_id for matches in video_results for match in matches]
     match_call_recorder.record(
         partner_id=key.partner_id,
         key_id=key.pk,
         purpose=purpose,
         hashes=counted,
         matched_hashes=matched,
-        matches=sum(map(len, results)) + sum(map(len, video_results)),
-        matched_images=[match.image_id for matches in results for match in matches]
-        + [match.image_id for matches in video_results for match in matches],
+        matches=len(images),
+        matched_images=images,
     )
     return results, video_results
