@@ -7,6 +7,7 @@ thread. The master starts no thread of its own, so no lock is held across a fork
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -48,6 +49,9 @@ def when_ready(server: Any) -> None:
 
     get_matcher().load()
     connections.close_all()
+    # Out of the workers' collector, as registry/serve.py does and says why.
+    gc.collect()
+    gc.freeze()
 
 
 def post_fork(server: Any, worker: Any) -> None:
@@ -79,3 +83,6 @@ def on_reload(server: Any) -> None:
 
     get_matcher().load()
     connections.close_all()
+    # Out of the workers' collector, as registry/serve.py does and says why.
+    gc.collect()
+    gc.freeze()

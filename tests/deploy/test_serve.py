@@ -9,6 +9,7 @@ holds, so every call answered is counted.
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from tests.processes import (
 pytestmark = pytest.mark.slow
 
 LOADED = "match index loaded from the database"
+FROZEN = re.compile(r"(\d+) objects frozen before the workers fork")
 
 
 class _Calls:
@@ -76,6 +78,10 @@ def test_one_index_before_the_fork_reloaded_on_sighup_and_every_call_counted_on_
 
     text = log.read_text()
     assert "Granian shutdown completed" in text
+    # Django and the application are out of the workers' collector, at start and on reload.
+    frozen = [int(count) for count in FROZEN.findall(text)]
+    assert len(frozen) == 2, frozen
+    assert min(frozen) > 50_000, frozen
     assert "Traceback" not in text
     # Every call has its record, those the workers wrote on their way out included.
     assert MatchCall.objects.count() == calls.made
