@@ -7,7 +7,6 @@ thread. The master starts no thread of its own, so no lock is held across a fork
 
 from __future__ import annotations
 
-import gc
 import os
 from typing import Any
 
@@ -42,16 +41,11 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 
 def when_ready(server: Any) -> None:
-    """Load the match index in the master, then close its database connections before forking."""
-    from django.db import connections  # The app is loaded by now.
+    """Prepare the master before it forks (registry.serve.before_fork: the match index and the
+    compiled passes loaded, its database connections closed, what it holds frozen)."""
+    from registry.serve import before_fork  # The app is loaded by now.
 
-    from registry.matching.follower import get_matcher
-
-    get_matcher().load()
-    connections.close_all()
-    # Out of the workers' collector, as registry/serve.py does and says why.
-    gc.collect()
-    gc.freeze()
+    before_fork()
 
 
 def post_fork(server: Any, worker: Any) -> None:
@@ -77,12 +71,6 @@ def on_reload(server: Any) -> None:
     Workers that merged their delta hold private copies of the index; reloading re-forks them
     from one fresh, shared copy.
     """
-    from django.db import connections
+    from registry.serve import before_fork
 
-    from registry.matching.follower import get_matcher
-
-    get_matcher().load()
-    connections.close_all()
-    # Out of the workers' collector, as registry/serve.py does and says why.
-    gc.collect()
-    gc.freeze()
+    before_fork()

@@ -21,7 +21,7 @@ What gunicorn.conf.py did, done here:
   still waiting when it stops (``multiprocessing.util.Finalize``: a worker leaves through
   ``os._exit``, where ``atexit`` handlers do not run).
 * **No full collection over shared pages.** What this process made before the fork is frozen
-  (``gc.freeze``, _index_load below), so a worker's collector neither stops it for 80 ms and
+  (``gc.freeze``, before_fork below), so a worker's collector neither stops it for 80 ms and
   more nor copies those pages (57 MB a worker).
 * **Reload.** SIGHUP (``systemctl reload``): this process reloads the index, then granian
   replaces its workers one by one with fresh forks of it (``on_reload``).
@@ -89,9 +89,12 @@ class _Worker:
 _worker = _Worker()
 
 
-def _index_load() -> None:
-    """Load the match index in this process, close its database connections (a forked worker
-    must not share them), then freeze what it holds (``gc.freeze``).
+def before_fork() -> None:
+    """What this process does before it forks workers, at start and on reload.
+
+    It loads the match index (and answers one query with it) and the probing watch's compiled
+    passes, so that no worker's first calls wait for them; closes its database connections (a
+    forked worker must not share them); then freezes what it holds (``gc.freeze``).
 
     Frozen objects are out of the cyclic collector's reach. A worker's full collection walked
     the 150,000 and more objects of Django and the application with both its threads stopped
@@ -103,9 +106,11 @@ def _index_load() -> None:
     """
     from django.db import connections
 
+    from registry.matching import probing
     from registry.matching.follower import get_matcher
 
     get_matcher().load()
+    probing.kernels_load()
     connections.close_all()
     gc.collect()
     gc.freeze()
@@ -118,7 +123,7 @@ def main() -> None:
     from granian.server import Server
 
     host, _, port = _setting("WEB_BIND", "GUNICORN_BIND", "127.0.0.1:8000").rpartition(":")
-    _index_load()
+    before_fork()
     multiprocessing.util.register_after_fork(_worker, _Worker.started)
     server = Server(
         "registry.serve:application",
@@ -134,7 +139,7 @@ def main() -> None:
         respawn_failed_workers=True,
         workers_kill_timeout=GRACEFUL_SECONDS,
     )
-    server.on_reload(_index_load)
+    server.on_reload(before_fork)
     server.serve()
 
 

@@ -201,7 +201,7 @@ def test_systemd_web_unit_reloads_with_hup() -> None:
     # registry/serve.py reloads the match index in its main process on SIGHUP, then granian
     # replaces the workers (tests/deploy/test_serve.py); gunicorn.conf.py does the same.
     assert _unit("rempart-web.service")["Service"]["ExecReload"] == "/bin/kill -s HUP $MAINPID"
-    assert "server.on_reload(_index_load)" in (ROOT / "registry" / "serve.py").read_text()
+    assert "server.on_reload(before_fork)" in (ROOT / "registry" / "serve.py").read_text()
     assert "def on_reload(" in (DEPLOY / "gunicorn.conf.py").read_text()
 
 

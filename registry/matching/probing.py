@@ -308,6 +308,16 @@ def _words(hashes: Sequence[bytes]) -> npt.NDArray[np.uint64]:
     return np.frombuffer(b"".join(hashes), dtype=np.uint64).reshape(-1, _WORDS)
 
 
+def kernels_load() -> None:
+    """Load the watch's compiled passes (numba) for the arrays match calls give them (read-only,
+    from the request's bytes): a server does it before its workers fork (registry.serve), so
+    that no worker's first call waits for them (16 ms a worker with numba's cache on disk, a
+    few seconds without)."""
+    state = _KeyState(capacity=4)
+    state.push(_words([bytes(HASH_BYTES)]), settings.PROBING_CLOSE_BITS, np.array([0]))
+    state.push(_words([bytes(HASH_BYTES)] * 2), settings.PROBING_CLOSE_BITS, np.array([0, 1]))
+
+
 def match_observe(
     *,
     key: PartnerKey,

@@ -1,0 +1,94 @@
+"""What the web server's main process prepares before it forks (registry.serve.before_fork).
+
+Every compiled pass (numba) a match call uses must be loaded by then: one loaded by a worker's
+first call holds that call up (about 70 ms a worker with numba's cache on disk, seconds
+without), after every start and every reload. Numba compiles one version of a pass for each
+kind of array it is given (a read-only array is a kind of its own), so the test makes a real
+match call after ``before_fork``, in a fresh interpreter, and checks that no pass had to be
+compiled or loaded for it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import psycopg
+import pytest
+
+from tests.benchmarks.bench_service import images_bulk_copy
+from tests.conftest import PartnerPersona
+from tests.factories import register_case
+from tests.processes import service_env, suite_database_url
+
+pytestmark = pytest.mark.slow
+
+# In a fresh interpreter: before_fork, then a single-hash match call through the deployed
+# application (the lean route), counting each compiled pass's versions before and after.
+_SCRIPT = """
+import io, json, os, sys
+
+import registry.serve as serve
+from numba.core.registry import CPUDispatcher
+from registry.matching import kernels, probing, scan
+
+
+def compiled():
+    return {
+        f"{module.__name__}.{name}": len(function.overloads)
+        for module in (kernels, probing, scan)
+        for name, function in vars(module).items()
+        if isinstance(function, CPUDispatcher)
+    }
+
+
+serve.before_fork()
+before = compiled()
+body = json.dumps({"purpose": "publish", "hashes": [os.environ["QUERY"]]}).encode()
+environ = {
+    "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/match", "SERVER_NAME": "127.0.0.1",
+    "SERVER_PORT": "80", "HTTP_HOST": "127.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1",
+    "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+    "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+    "HTTP_AUTHORIZATION": "Bearer " + os.environ["RAW_KEY"], "REMOTE_ADDR": "127.0.0.1",
+}
+answered = []
+content = b"".join(serve.application(environ, lambda status, headers, *_: answered.append(status)))
+print("RESULT", json.dumps(
+    {"status": answered[0], "answer": json.loads(content), "before": before, "after": compiled()}
+))
+"""
+
+
+def test_every_compiled_pass_of_a_match_call_is_loaded_before_the_fork(
+    transactional_db: None, partner_a: PartnerPersona
+) -> None:
+    case = register_case(images=1)
+    query = case.images[0].hashes[0].hex()
+    # Enough hashes for the index to search by its tables rather than scan them.
+    hashes = np.random.default_rng(15).integers(0, 256, size=(65_536, 32), dtype=np.uint8)
+    with psycopg.connect(suite_database_url()) as raw:
+        images_bulk_copy(raw, case_id=case.case.pk, hashes=hashes)
+    env = service_env(
+        DATABASE_URL=suite_database_url(),
+        INDEX_AUTOSTART="0",
+        LOG_LEVEL="WARNING",
+        QUERY=query,
+        RAW_KEY=partner_a.raw_key,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+
+    assert result["status"].startswith("200"), result
+    assert len(result["answer"]["results"][0]["matches"]) == 1  # searched, confirmed, watched
+    before, after = result["before"], result["after"]
+    # The index's search and the probing watch were loaded, and the call needed nothing more.
+    assert before["registry.matching.kernels.probe_search"] >= 1, json.dumps(before)
+    assert before["registry.matching.probing._push_one"] >= 1, json.dumps(before)
+    assert after == before
