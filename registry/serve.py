@@ -92,8 +92,9 @@ _worker = _Worker()
 def before_fork() -> None:
     """What this process does before it forks workers, at start and on reload.
 
-    It loads the match index (and answers one query with it) and the probing watch's compiled
-    passes, so that no worker's first calls wait for them; closes its database connections (a
+    It loads the match index (answering one query with it, and loading the passes a merge of
+    its delta uses: Matcher.load) and the probing watch's compiled passes, so that no worker's
+    first calls, nor its first merge, wait for them; closes its database connections (a
     forked worker must not share them); then freezes what it holds (``gc.freeze``).
 
     Frozen objects are out of the cyclic collector's reach. A worker's full collection walked

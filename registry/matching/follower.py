@@ -37,7 +37,7 @@ from registry.matching.checkpoint import (
     checkpoint_write,
     database_fingerprint,
 )
-from registry.matching.index import HashIndex, Matches
+from registry.matching.index import HashIndex, Matches, merge_kernels_load
 from registry.models import Change, ImageHash, RegisteredImage
 from registry.pdq import HASH_BYTES, MATCH_DISTANCE
 
@@ -236,6 +236,9 @@ class Matcher:
         # (np.frombuffer): numba compiles a read-only array's signature apart, which had each
         # worker's first call load it (about 55 ms).
         index.search(_queries_array([bytes(HASH_BYTES)]), max_distance=MATCH_DISTANCE)
+        # ... and the passes of a merge and of the segment it builds, writable where a
+        # checkpoint's is read-only (registry.matching.index.merge_kernels_load).
+        merge_kernels_load(_queries_array([bytes(HASH_BYTES)]))
         with self._write_lock:
             self._index = index
             self._applied_change = head

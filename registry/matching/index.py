@@ -108,12 +108,13 @@ from registry.matching.layout import (
     even_radii,
     executor,
     flip_masks,
+    kernels_load,
     probe_cost_ns,
     usable_cores,
 )
 from registry.matching.scan import combine, scan_search, set_bits
 
-__all__ = ["HASH_BYTES", "MATCH_DISTANCE", "HashIndex", "Matches"]
+__all__ = ["HASH_BYTES", "MATCH_DISTANCE", "HashIndex", "Matches", "merge_kernels_load"]
 
 HASH_BYTES = 32
 
@@ -435,6 +436,21 @@ def _search_snapshot(
         qwords, s.delta_columns, np.zeros(0, np.uint64), max_distance
     )
     return combine(starts_a, main.ids[rows_a], dists_a, starts_b, s.delta_ids[rows_b], dists_b)
+
+
+def merge_kernels_load(queries: NDArray[np.uint8]) -> None:
+    """Load, in this thread, the compiled passes that a merge and the searches after it use.
+
+    A main segment mapped from a checkpoint is read-only, and numba compiles a pass apart for
+    each kind of array it is given: the first merge of a process builds a writable segment, and
+    the first search of it loaded its own version of ``probe_search`` (tens of ms, in a call).
+    This builds a small segment as a merge does (layout.kernels_load) and searches it by its
+    tables with ``queries`` (made as the calls will make theirs: read-only ones, for a server's).
+    """
+    segment = kernels_load()
+    _search_snapshot(
+        _Snapshot.of(segment), _check_hashes(queries, "queries"), MATCH_DISTANCE, "probe"
+    )
 
 
 def _without(s: _Snapshot, ids: Int64Array) -> _Snapshot:

@@ -72,6 +72,10 @@ MIN_INDEXED_ROWS = 4096
 _MAX_CHUNK_BITS = 26
 # Rows sampled to choose which bits make each chunk.
 _LAYOUT_SAMPLE = 1 << 16
+# Below this many rows a segment's chunks are indexed in the calling thread: handing a few
+# thousand rows to the pool costs more than indexing them, and the warm-up before a server's
+# workers fork (kernels_load) must start no thread.
+_POOLED_ROWS = 16_384
 
 
 @lru_cache(maxsize=256)
@@ -393,12 +397,33 @@ def build_segment(
     def index(c: int) -> None:
         index_chunk(words, layout.pos_word[c], layout.pos_bit[c], offsets[c], postings[c])
 
-    # The chunks are independent and the kernel releases the GIL: one per core at a time.
-    for _ in executor().map(index, range(chunks)):
-        pass
+    if n < _POOLED_ROWS:
+        for c in range(chunks):
+            index(c)
+    else:  # The chunks are independent and the kernel releases the GIL: one per core at a time.
+        for _ in executor().map(index, range(chunks)):
+            pass
     sizes = np.diff(offsets, axis=1).astype(np.float64)
     occupancy = float((sizes * sizes).sum() / (n * chunks))
     return Segment(ids, words, layout, offsets, postings, occupancy)
+
+
+def kernels_load() -> Segment:
+    """Build a small segment in this thread as a merge builds one, and return it.
+
+    Building runs compiled passes (numba: ``index_chunk``, and ``pairs_within`` for the shape
+    estimate of a large segment), each loaded by its first use in a process; a server's main
+    process calls this before its workers fork (registry.matching.index.merge_kernels_load), so
+    that a worker's first merge does not load them, holding the interpreter's lock meanwhile.
+    The segment's arrays are writable, as a merge's are.
+    """
+    rows = MIN_INDEXED_ROWS
+    words = np.random.default_rng(0).integers(0, 2**64, (rows, WORDS), np.uint64, endpoint=False)
+    chunks = 8
+    segment = build_segment(np.arange(rows, dtype=np.int64), words, (chunks, 16))
+    if segment.layout is not None:
+        _rows_met(words, segment.layout, max(even_radii(chunks, MATCH_DISTANCE)))
+    return segment
 
 
 def empty_words() -> Uint64Array:
