@@ -67,11 +67,14 @@ serve.before_fork()
 before = compiled()
 first = call()
 after = compiled()
+# A checkpoint's segment is mapped read-only; one built in this process is writable.
+mapped = not get_matcher()._index._snapshot.main.words.flags.writeable
 # What the follower's thread does when the delta is due (the index's own merge).
 get_matcher()._index.merge()
 merged = call()
 print("RESULT", json.dumps(
-    {"first": first, "merged": merged, "before": before, "after": after, "end": compiled()}
+    {"first": first, "merged": merged, "before": before, "after": after, "end": compiled(),
+     "mapped": mapped}
 ))
 """
 
@@ -109,6 +112,7 @@ def test_every_compiled_pass_of_a_match_call_is_loaded_before_the_fork(
         assert answered["status"].startswith("200"), result
         # Searched, confirmed, watched.
         assert len(answered["answer"]["results"][0]["matches"]) == 1, result
+    assert result["mapped"] == (start == "checkpoint")
     before = result["before"]
     # The index's search and the probing watch were loaded, and the call needed nothing more;
     # nor did the merge, nor the call that searched the segment it built.
