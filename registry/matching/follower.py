@@ -235,10 +235,11 @@ class Matcher:
         # thread: no pool is started before a fork). A query as search() makes it, read-only
         # (np.frombuffer): numba compiles a read-only array's signature apart, which had each
         # worker's first call load it (about 55 ms).
-        index.search(_queries_array([bytes(HASH_BYTES)]), max_distance=MATCH_DISTANCE)
+        query = _queries_array([bytes(HASH_BYTES)])
+        index.search(query, max_distance=MATCH_DISTANCE)
         # ... and the passes of a merge and of the segment it builds, writable where a
         # checkpoint's is read-only (registry.matching.index.merge_kernels_load).
-        merge_kernels_load(_queries_array([bytes(HASH_BYTES)]))
+        merge_kernels_load(query)
         with self._write_lock:
             self._index = index
             self._applied_change = head
